@@ -1,0 +1,181 @@
+"""Private PostgreSQL and Redis for ``./scripts/run`` and ``./scripts/test``.
+
+If a server already listens at the configured URL it is used as it is. Otherwise, when the server
+binaries are installed, a private instance is started with its data under ``.local/`` (so what it
+stores survives a stop and a new start) and stopped again by :meth:`LocalServices.stop`.
+PostgreSQL refuses to run as root, so as root the private cluster runs as the ``postgres`` user.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_DIR = ROOT / ".local"
+
+
+def say(message: str) -> None:
+    print(f"[local] {message}", file=sys.stderr, flush=True)
+
+
+def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(host: str, port: int, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(host, port):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not start listening on {host}:{port} within {timeout:.0f}s")
+
+
+def host_port(url: str, default_port: int) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def _find_binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
+    return candidates[0] if candidates else None
+
+
+def _as_postgres_user() -> list[str]:
+    """Command prefix that drops root to the ``postgres`` user (PostgreSQL refuses root)."""
+    if os.geteuid() != 0:
+        return []
+    return ["runuser", "-u", "postgres", "--"]
+
+
+def _chown_to_postgres(path: Path) -> None:
+    if os.geteuid() != 0:
+        return
+    entry = pwd.getpwnam("postgres")
+    for directory in [path, *path.parents]:
+        if directory == ROOT.parent or directory == Path("/"):
+            break
+        # Parents must be traversable by the postgres user.
+        os.chmod(directory, os.stat(directory).st_mode | 0o011)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+@dataclass
+class LocalServices:
+    """What this process started, so that exactly that is stopped again."""
+
+    stops: list[tuple[str, list[str] | subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def ensure_postgres(self, database_url: str, data_dir: Path | None = None) -> None:
+        host, port = host_port(database_url, 5432)
+        if port_open(host, port):
+            return
+        initdb, pg_ctl = _find_binary("initdb"), _find_binary("pg_ctl")
+        if not initdb or not pg_ctl:
+            raise RuntimeError(f"nothing listens at {host}:{port} and no PostgreSQL binaries are installed")
+        data_dir = data_dir or LOCAL_DIR / "postgres"
+        user = urlsplit(database_url).username or "root"
+        if not (data_dir / "PG_VERSION").exists():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            _chown_to_postgres(data_dir)
+            say(f"initialising a private PostgreSQL cluster in {data_dir}")
+            subprocess.run(
+                [*_as_postgres_user(), initdb, "-D", str(data_dir), "-U", user, "--auth=trust", "-E", "UTF8"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+        say(f"starting a private PostgreSQL on {host}:{port}")
+        options = f"-h {host} -p {port} -k {data_dir} -c fsync=on -c max_connections=200"
+        subprocess.run(
+            [
+                *_as_postgres_user(),
+                pg_ctl,
+                "-D",
+                str(data_dir),
+                "-o",
+                options,
+                "-l",
+                str(data_dir / "server.log"),
+                "-w",
+                "start",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for_port(host, port, 30, "PostgreSQL")
+        self.stops.append(
+            ("PostgreSQL", [*_as_postgres_user(), pg_ctl, "-D", str(data_dir), "-m", "fast", "-w", "stop"])
+        )
+
+    def ensure_redis(self, redis_url: str, data_dir: Path | None = None) -> None:
+        host, port = host_port(redis_url, 6379)
+        if port_open(host, port):
+            return
+        server = shutil.which("redis-server")
+        if not server:
+            raise RuntimeError(f"nothing listens at {host}:{port} and redis-server is not installed")
+        data_dir = data_dir or LOCAL_DIR / "redis"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        say(f"starting a private Redis on {host}:{port} (append-only file in {data_dir})")
+        process = subprocess.Popen(
+            [
+                server,
+                "--bind",
+                host,
+                "--port",
+                str(port),
+                "--dir",
+                str(data_dir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(data_dir / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(host, port, 15, "Redis")
+        self.stops.append(("Redis", process))
+
+    def adopt(self, name: str, process: subprocess.Popen[bytes]) -> None:
+        """Stop ``process`` (started elsewhere) together with the rest."""
+        self.stops.append((name, process))
+
+    def stop(self) -> None:
+        """Stop everything this object started, newest first."""
+        while self.stops:
+            name, handle = self.stops.pop()
+            say(f"stopping {name}")
+            if isinstance(handle, list):
+                subprocess.run(handle, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                continue
+            if handle.poll() is None:
+                handle.terminate()
+                try:
+                    handle.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    handle.kill()
+                    handle.wait()

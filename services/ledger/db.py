@@ -1,0 +1,59 @@
+"""The ledger's connection pool and the single place where database failures become 503s."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import msgspec
+
+from shared.errors import unavailable
+
+ACQUIRE_TIMEOUT_SECONDS = 5.0
+
+DATABASE_DOWN: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.OperatorInterventionError,  # admin shutdown, pg_terminate_backend, crash recovery
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
+"""Errors meaning "the database is not reachable right now": answered 503 ``unavailable``."""
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda value: msgspec.json.encode(value).decode(),
+        decoder=msgspec.json.decode,
+        schema="pg_catalog",
+        format="text",
+    )
+
+
+async def create_pool(dsn: str, size: int) -> asyncpg.Pool:
+    """A pool that opens connections on demand, so the service starts even while PostgreSQL is down."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=0,
+        max_size=size,
+        init=_init_connection,
+        max_inactive_connection_lifetime=300,
+        command_timeout=30,
+    )
+    assert pool is not None
+    return pool
+
+
+@asynccontextmanager
+async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection; any database outage inside the block is raised as 503 ``unavailable``."""
+    try:
+        async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
+            yield conn
+    except DATABASE_DOWN as exc:
+        raise unavailable("the ledger database is unavailable") from exc

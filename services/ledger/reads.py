@@ -1,0 +1,90 @@
+"""Every read query of the ledger. Reads take no locks and see the latest committed state.
+
+A reservation past its ``expires_at`` reads as released/expired even before the sweep commits
+it, so what a client reads never depends on whether anyone triggered the expiry.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import asyncpg
+
+from services.ledger.rules import TransferState
+from services.ledger.store import (
+    ACCOUNT_COLUMNS,
+    DUE_AMOUNTS,
+    SELECT_ACCOUNT,
+    TRANSFER_COLUMNS,
+    transfer_from_row,
+)
+
+LIST_ACCOUNTS = f"""
+SELECT {ACCOUNT_COLUMNS}, {DUE_AMOUNTS} FROM accounts a
+WHERE a.tenant_id = $1 AND a.pk > $2 AND ($3::text IS NULL OR a.currency = $3)
+ORDER BY a.pk LIMIT $4
+"""
+
+# Two index range scans merged, rather than one scan with OR: each side is in seq order already.
+ACCOUNT_HISTORY = f"""
+SELECT * FROM (
+    (SELECT {TRANSFER_COLUMNS} FROM transfers t
+      WHERE t.tenant_id = $1 AND t.debit_account_id = $2 AND t.seq > $3 ORDER BY t.seq LIMIT $4)
+    UNION ALL
+    (SELECT {TRANSFER_COLUMNS} FROM transfers t
+      WHERE t.tenant_id = $1 AND t.credit_account_id = $2 AND t.seq > $3 ORDER BY t.seq LIMIT $4)
+) h ORDER BY h.seq LIMIT $4
+"""
+
+# A posting takes effect when it is posted: created_at for a single-phase transfer (where
+# updated_at equals it), updated_at for a posted two-phase one. Voided/expired ones post nothing.
+BALANCE_AT = """
+SELECT
+  (SELECT coalesce(sum(posted_amount), 0)::bigint FROM transfers
+    WHERE tenant_id = $1 AND debit_account_id = $2 AND status = 'posted' AND updated_at <= $3) AS debits_posted,
+  (SELECT coalesce(sum(posted_amount), 0)::bigint FROM transfers
+    WHERE tenant_id = $1 AND credit_account_id = $2 AND status = 'posted' AND updated_at <= $3) AS credits_posted
+"""
+
+SELECT_TRANSFER = f"""
+SELECT {TRANSFER_COLUMNS}, clock_timestamp() AS _now FROM transfers t WHERE t.tenant_id = $1 AND t.id = $2
+"""
+
+
+async def get_account(conn: asyncpg.Connection, tenant_id: uuid.UUID, account_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(SELECT_ACCOUNT, tenant_id, account_id)
+
+
+async def list_accounts(
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, currency: str | None, after_pk: int, limit: int
+) -> list[asyncpg.Record]:
+    """Up to ``limit`` accounts of the tenant after ``after_pk``, oldest first."""
+    return await conn.fetch(LIST_ACCOUNTS, tenant_id, after_pk, currency, limit)
+
+
+async def account_history(
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, account_id: uuid.UUID, after_seq: int, limit: int
+) -> tuple[list[TransferState], datetime]:
+    """Up to ``limit`` transfers touching the account after ``after_seq``, in applied order."""
+    async with conn.transaction(readonly=True, isolation="repeatable_read"):
+        rows = await conn.fetch(ACCOUNT_HISTORY, tenant_id, account_id, after_seq, limit)
+        now = await conn.fetchval("SELECT clock_timestamp()")
+    return [transfer_from_row(r) for r in rows], now
+
+
+async def balance_at(
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, account_id: uuid.UUID, at: datetime
+) -> asyncpg.Record:
+    row = await conn.fetchrow(BALANCE_AT, tenant_id, account_id, at)
+    assert row is not None
+    return row
+
+
+async def get_transfer(
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, transfer_id: uuid.UUID
+) -> tuple[TransferState, datetime] | None:
+    row = await conn.fetchrow(SELECT_TRANSFER, tenant_id, transfer_id)
+    if row is None:
+        return None
+    return transfer_from_row(row), row["_now"]

@@ -1,0 +1,279 @@
+"""HTTP handlers of the ledger's internal API: decode, call the domain, encode. Nothing else.
+
+The paths, bodies and errors are those of the public API (public-api.md sections 4 and 5); the
+gateway forwards to them after authenticating the caller, passing the tenant in ``X-Tenant-Id``
+together with the internal credential (``X-Internal-Token``), which :func:`tenant_of` checks.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+
+from services.ledger import reads, store
+from services.ledger.db import connection
+from services.ledger.present import (
+    account_from_row,
+    decode_cursor,
+    encode_cursor,
+    problem_of,
+    rfc3339,
+    transfer_of,
+)
+from services.ledger.rules import CreateTransfer, Outcome, PostPending, VoidPending, WriteRequest
+from services.ledger.runtime import LedgerRuntime
+from services.ledger.schemas import (
+    MAX_BATCH_ITEMS,
+    AccountCreate,
+    BalanceAt,
+    BatchCreate,
+    BatchData,
+    BatchItemResult,
+    BatchResults,
+    BatchShape,
+    EmptyBody,
+    ItemError,
+    Page,
+    PendingPost,
+    PostedBalance,
+    TransferCreate,
+)
+from shared.errors import ErrorCode, ErrorItem, ProblemError
+from shared.web import decode_json, json_response, problem_response, read_body
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+_BATCH_FIELD = re.compile(r"^transfers\[(\d+)\]\.?(.*)$")
+
+
+def _runtime(request: Request[Any, Any, Any]) -> LedgerRuntime:
+    runtime: LedgerRuntime = request.app.state.ledger
+    return runtime
+
+
+def tenant_of(request: Request[Any, Any, Any]) -> uuid.UUID:
+    """The calling tenant, trusted only with the internal credential; else 401 ``unauthorized``."""
+    token = request.headers.get("x-internal-token", "")
+    if not hmac.compare_digest(token.encode(), _runtime(request).internal_token):
+        raise ProblemError(ErrorCode.UNAUTHORIZED, "missing or invalid internal credential")
+    try:
+        return uuid.UUID(request.headers.get("x-tenant-id", ""))
+    except ValueError:
+        raise ProblemError(ErrorCode.UNAUTHORIZED, "missing or invalid tenant") from None
+
+
+def _uuid_param(value: str, name: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ProblemError(ErrorCode.INVALID_REQUEST, f"{name} must be a UUID", field=name) from None
+
+
+def _limit(request: Request[Any, Any, Any]) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise ProblemError(ErrorCode.INVALID_REQUEST, f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit")
+    return int(raw)
+
+
+def _outcome_response(outcome: Outcome) -> Response[bytes]:
+    if outcome.code is not None:
+        return problem_response(problem_of(outcome))
+    assert outcome.transfer is not None
+    return json_response(transfer_of(outcome.transfer), outcome.status)
+
+
+# -- accounts ------------------------------------------------------------------------------------
+
+
+@post("/v1/accounts")
+async def create_account(request: Request[Any, Any, Any]) -> Response[bytes]:
+    tenant = tenant_of(request)
+    body = decode_json(await read_body(request), request.headers.get("content-type"), AccountCreate)
+    assert body is not None
+    async with connection(_runtime(request).pool) as conn:
+        status, row = await store.create_account(conn, tenant, body)
+    return json_response(account_from_row(row), status)
+
+
+@get("/v1/accounts")
+async def list_accounts(request: Request[Any, Any, Any]) -> Response[bytes]:
+    tenant = tenant_of(request)
+    limit = _limit(request)
+    after = decode_cursor("a", request.query_params.get("cursor"))
+    currency = request.query_params.get("currency")
+    if currency is not None and not re.fullmatch(r"[A-Z][A-Z0-9]{2,11}", currency):
+        raise ProblemError(ErrorCode.INVALID_REQUEST, "currency must match ^[A-Z][A-Z0-9]{2,11}$", field="currency")
+    async with connection(_runtime(request).pool) as conn:
+        rows = await reads.list_accounts(conn, tenant, currency, after, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor("a", rows[-1]["pk"]) if more else None
+    return json_response(Page(data=[account_from_row(r) for r in rows], next_cursor=next_cursor))
+
+
+@get("/v1/accounts/{account_id:str}")
+async def get_account(request: Request[Any, Any, Any], account_id: str) -> Response[bytes]:
+    tenant = tenant_of(request)
+    key = _uuid_param(account_id, "account_id")
+    async with connection(_runtime(request).pool) as conn:
+        row = await reads.get_account(conn, tenant, key)
+    if row is None:
+        raise ProblemError(ErrorCode.ACCOUNT_NOT_FOUND, "no such account")
+    return json_response(account_from_row(row))
+
+
+@get("/v1/accounts/{account_id:str}/transfers")
+async def account_transfers(request: Request[Any, Any, Any], account_id: str) -> Response[bytes]:
+    tenant = tenant_of(request)
+    key = _uuid_param(account_id, "account_id")
+    limit = _limit(request)
+    after = decode_cursor("h", request.query_params.get("cursor"))
+    async with connection(_runtime(request).pool) as conn:
+        if await reads.get_account(conn, tenant, key) is None:
+            raise ProblemError(ErrorCode.ACCOUNT_NOT_FOUND, "no such account")
+        transfers, now = await reads.account_history(conn, tenant, key, after, limit + 1)
+    more = len(transfers) > limit
+    transfers = transfers[:limit]
+    next_cursor = encode_cursor("h", transfers[-1].seq) if more else None
+    return json_response(Page(data=[transfer_of(t, now) for t in transfers], next_cursor=next_cursor))
+
+
+@get("/v1/accounts/{account_id:str}/balances")
+async def account_balance_at(request: Request[Any, Any, Any], account_id: str) -> Response[bytes]:
+    tenant = tenant_of(request)
+    key = _uuid_param(account_id, "account_id")
+    raw_at = request.query_params.get("at")
+    try:
+        at = msgspec.convert(raw_at, datetime) if raw_at else None
+    except msgspec.ValidationError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise ProblemError(ErrorCode.INVALID_REQUEST, "at must be an RFC 3339 timestamp with a time zone", field="at")
+    async with connection(_runtime(request).pool) as conn:
+        account = await reads.get_account(conn, tenant, key)
+        if account is None:
+            raise ProblemError(ErrorCode.ACCOUNT_NOT_FOUND, "no such account")
+        row = await reads.balance_at(conn, tenant, key, at)
+    debits, credits = row["debits_posted"], row["credits_posted"]
+    posted = debits - credits if account["normal_balance"] == "debit" else credits - debits
+    return json_response(
+        BalanceAt(
+            account_id=key,
+            at=rfc3339(at),
+            debits_posted=debits,
+            credits_posted=credits,
+            balances=PostedBalance(posted=posted),
+        )
+    )
+
+
+# -- transfers -----------------------------------------------------------------------------------
+
+
+@post("/v1/transfers")
+async def create_transfer(request: Request[Any, Any, Any]) -> Response[bytes]:
+    tenant = tenant_of(request)
+    body = decode_json(await read_body(request), request.headers.get("content-type"), TransferCreate)
+    assert body is not None
+    outcomes = await _runtime(request).committer.submit(WriteRequest([CreateTransfer(tenant, body)]))
+    return _outcome_response(outcomes[0])
+
+
+def _decode_batch(raw: bytes, content_type: str | None) -> BatchCreate:
+    shape = decode_json(raw, content_type, BatchShape)
+    assert shape is not None
+    if len(shape.transfers) > MAX_BATCH_ITEMS:
+        raise ProblemError(
+            ErrorCode.BATCH_TOO_LARGE, f"a batch holds at most {MAX_BATCH_ITEMS} transfers", field="transfers"
+        )
+    if not shape.transfers:
+        raise ProblemError(ErrorCode.INVALID_REQUEST, "a batch holds at least one transfer", field="transfers")
+    try:
+        batch = decode_json(raw, content_type, BatchCreate)
+    except ProblemError as problem:
+        for item in problem.errors or []:
+            match = _BATCH_FIELD.match(item.field or "")
+            if match:
+                item.index, item.field = int(match.group(1)), match.group(2) or None
+        raise
+    assert batch is not None
+    return batch
+
+
+@post("/v1/transfers/batch")
+async def create_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
+    tenant = tenant_of(request)
+    batch = _decode_batch(await read_body(request), request.headers.get("content-type"))
+    operations: list[Any] = [CreateTransfer(tenant, item) for item in batch.transfers]
+    outcomes = await _runtime(request).committer.submit(WriteRequest(operations, atomic=batch.atomic))
+    if batch.atomic:
+        failed = [
+            ErrorItem(index=i, code=o.code.value, detail=o.detail) for i, o in enumerate(outcomes) if o.code is not None
+        ]
+        if failed:
+            raise ProblemError(
+                ErrorCode.BATCH_FAILED,
+                f"{len(failed)} of {len(outcomes)} transfers failed; none applied",
+                errors=failed,
+            )
+        return json_response(BatchData(data=[transfer_of(o.transfer) for o in outcomes if o.transfer]), 201)
+    results = [
+        BatchItemResult(index=i, status=o.status, transfer=transfer_of(o.transfer))
+        if o.transfer is not None
+        else BatchItemResult(index=i, status=o.status, error=ItemError(code=str(o.code), detail=o.detail))
+        for i, o in enumerate(outcomes)
+    ]
+    return json_response(BatchResults(results=results))
+
+
+@get("/v1/transfers/{transfer_id:str}")
+async def get_transfer(request: Request[Any, Any, Any], transfer_id: str) -> Response[bytes]:
+    tenant = tenant_of(request)
+    key = _uuid_param(transfer_id, "transfer_id")
+    async with connection(_runtime(request).pool) as conn:
+        found = await reads.get_transfer(conn, tenant, key)
+    if found is None:
+        raise ProblemError(ErrorCode.TRANSFER_NOT_FOUND, "no such transfer")
+    return json_response(transfer_of(*found))
+
+
+@post("/v1/transfers/{transfer_id:str}/post")
+async def post_pending(request: Request[Any, Any, Any], transfer_id: str) -> Response[bytes]:
+    tenant = tenant_of(request)
+    key = _uuid_param(transfer_id, "transfer_id")
+    body = decode_json(await read_body(request), request.headers.get("content-type"), PendingPost, allow_empty=True)
+    amount = body.amount if body is not None else None
+    outcomes = await _runtime(request).committer.submit(WriteRequest([PostPending(tenant, key, amount)]))
+    return _outcome_response(outcomes[0])
+
+
+@post("/v1/transfers/{transfer_id:str}/void")
+async def void_pending(request: Request[Any, Any, Any], transfer_id: str) -> Response[bytes]:
+    tenant = tenant_of(request)
+    key = _uuid_param(transfer_id, "transfer_id")
+    decode_json(await read_body(request), request.headers.get("content-type"), EmptyBody, allow_empty=True)
+    outcomes = await _runtime(request).committer.submit(WriteRequest([VoidPending(tenant, key)]))
+    return _outcome_response(outcomes[0])
+
+
+ROUTES = [
+    create_account,
+    list_accounts,
+    get_account,
+    account_transfers,
+    account_balance_at,
+    create_transfer,
+    create_batch,
+    get_transfer,
+    post_pending,
+    void_pending,
+]

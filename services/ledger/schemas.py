@@ -1,0 +1,170 @@
+"""Request and response bodies of the ledger API (public-api.md sections 4 and 5), as msgspec Structs.
+
+Validation lives in the types: decoding a body with :func:`shared.web.decode_json` either yields a
+value that satisfies every section-2 convention or raises a 400 naming the field. Amounts are
+Python ints end to end; no float ever holds money.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+MAX_AMOUNT = 2**63 - 1
+"""Largest amount and largest value of any counter (PostgreSQL bigint)."""
+
+MAX_BATCH_ITEMS = 8_000
+"""Most transfers in one ``POST /v1/transfers/batch``; above it 413 ``batch_too_large``."""
+
+MAX_TIMEOUT_SECONDS = 31_536_000
+"""Longest reservation of a two-phase transfer (365 days)."""
+
+Amount = Annotated[int, Meta(ge=1, le=MAX_AMOUNT, description="Integer minor units, 1 to 2^63-1.")]
+Currency = Annotated[str, Meta(pattern=r"^[A-Z][A-Z0-9]{2,11}$", description="ISO 4217 or custom code.")]
+MetadataKey = Annotated[str, Meta(min_length=1, max_length=64)]
+MetadataValue = Annotated[str, Meta(max_length=512)]
+Metadata = Annotated[dict[MetadataKey, MetadataValue], Meta(max_length=16)]
+TimeoutSeconds = Annotated[int, Meta(ge=0, le=MAX_TIMEOUT_SECONDS)]
+NormalBalance = Literal["credit", "debit"]
+TransferStatus = Literal["posted", "pending", "voided", "expired"]
+
+
+class AccountFlags(Struct, forbid_unknown_fields=True, kw_only=True):
+    debits_must_not_exceed_credits: bool = False
+    """Debits (posted + pending) may never exceed posted credits on this account."""
+    credits_must_not_exceed_debits: bool = False
+    """Credits (posted + pending) may never exceed posted debits on this account."""
+
+
+class AccountCreate(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Body of ``POST /v1/accounts``. ``id`` is optional; when given, the call is idempotent on it."""
+
+    id: uuid.UUID | None = None
+    currency: Currency
+    normal_balance: NormalBalance = "credit"
+    flags: AccountFlags = msgspec.field(default_factory=AccountFlags)
+    metadata: Metadata = msgspec.field(default_factory=dict)
+
+
+class TransferCreate(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Body of ``POST /v1/transfers`` and one item of a batch. ``id`` is the idempotency key."""
+
+    id: uuid.UUID
+    debit_account_id: uuid.UUID
+    credit_account_id: uuid.UUID
+    amount: Amount
+    currency: Currency
+    pending: bool = False
+    timeout_seconds: TimeoutSeconds = 0
+    metadata: Metadata = msgspec.field(default_factory=dict)
+
+
+class BatchCreate(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Body of ``POST /v1/transfers/batch``."""
+
+    transfers: list[TransferCreate]
+    atomic: bool = False
+
+
+class BatchShape(Struct, kw_only=True):
+    """First pass over a batch body: counts items without validating them (413 before 400)."""
+
+    transfers: list[msgspec.Raw]
+
+
+class PendingPost(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Optional body of ``POST /v1/transfers/{id}/post``; ``amount`` defaults to the full amount."""
+
+    amount: Amount | None = None
+
+
+class EmptyBody(Struct, forbid_unknown_fields=True):
+    """The optional body of ``POST /v1/transfers/{id}/void``: an empty object at most."""
+
+
+class Balances(Struct):
+    posted: int
+    pending: int
+    available: int
+
+
+class Account(Struct):
+    id: uuid.UUID
+    currency: str
+    normal_balance: str
+    flags: AccountFlags
+    metadata: dict[str, str]
+    created_at: str
+    debits_posted: int
+    credits_posted: int
+    debits_pending: int
+    credits_pending: int
+    balances: Balances
+
+
+class Transfer(Struct):
+    id: uuid.UUID
+    debit_account_id: uuid.UUID
+    credit_account_id: uuid.UUID
+    amount: int
+    currency: str
+    status: str
+    posted_amount: int
+    expires_at: str | None
+    metadata: dict[str, str]
+    created_at: str
+    updated_at: str
+
+
+class PostedBalance(Struct):
+    posted: int
+
+
+class BalanceAt(Struct):
+    account_id: uuid.UUID
+    at: str
+    debits_posted: int
+    credits_posted: int
+    balances: PostedBalance
+
+
+class Page(Struct):
+    data: list[Account] | list[Transfer]
+    next_cursor: str | None
+
+
+class BatchData(Struct):
+    data: list[Transfer]
+
+
+class ItemError(Struct):
+    code: str
+    detail: str
+
+
+class BatchItemResult(Struct, omit_defaults=True):
+    index: int
+    status: int
+    transfer: Transfer | None = None
+    error: ItemError | None = None
+
+
+class BatchResults(Struct):
+    results: list[BatchItemResult]
+
+
+def balances_of(
+    normal_balance: str, debits_posted: int, credits_posted: int, debits_pending: int, credits_pending: int
+) -> Balances:
+    """The derived balances of section 4; a debit-normal account mirrors a credit-normal one."""
+    if normal_balance == "debit":
+        debits_posted, credits_posted = credits_posted, debits_posted
+        debits_pending, credits_pending = credits_pending, debits_pending
+    return Balances(
+        posted=credits_posted - debits_posted,
+        pending=(credits_posted + credits_pending) - (debits_posted + debits_pending),
+        available=credits_posted - debits_posted - debits_pending,
+    )

@@ -1,0 +1,404 @@
+"""Every write the ledger makes to PostgreSQL, through one function: :func:`apply_requests`.
+
+``apply_requests`` applies an ordered list of write requests in ONE database transaction and
+returns one outcome per operation. Single transfers, batches and group commit all go through it.
+
+The transaction, step by step (READ COMMITTED):
+
+1. Lock every account the requests touch with ``SELECT ... ORDER BY pk FOR UPDATE``. All writers
+   lock in ascending ``pk`` order, so writers never deadlock, and every change to an account or
+   to a transfer (whose accounts never change) happens under these locks.
+2. Read, in a new statement (so it sees everything committed before the locks were granted): the
+   transfers the requests name, the pending transfers on the locked accounts that are due to
+   expire, one ``ledger_block_seq`` number that orders this transaction's events after every
+   earlier writer of these accounts, and the database clock. If a due reservation or a transfer
+   to post/void involves an account not locked yet, roll back and start again with it included.
+3. Evaluate the rules in memory (:mod:`services.ledger.rules`), in request order.
+4. Write everything in one statement: new transfers (``INSERT ... ON CONFLICT DO NOTHING``: if a
+   concurrent writer took one of the ids with other accounts, roll back and re-evaluate, which
+   then sees its transfer and answers replay or ``id_conflict``), resolved transfers, and the
+   accounts' new counters (absolute values, safe because the rows are locked).
+5. Commit. Only after the commit returns does any caller get its 2xx.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from services.ledger.rules import (
+    EVENTS_PER_BLOCK,
+    AccountState,
+    CreateTransfer,
+    Key,
+    LedgerState,
+    Outcome,
+    PostPending,
+    TransferState,
+    VoidPending,
+    WriteRequest,
+)
+from services.ledger.schemas import AccountCreate
+from shared.errors import ErrorCode, ProblemError
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+"""Re-runs of one write transaction (lock set grew, id race, deadlock) before giving up."""
+
+TRANSFER_COLUMNS = """t.tenant_id, t.id, t.debit_account_id, t.credit_account_id, t.amount, t.currency,
+    t.pending, t.timeout_seconds, t.status, t.posted_amount, t.expires_at, t.metadata,
+    t.created_at, t.updated_at, t.seq, t.resolved_seq"""
+
+LOCK_ACCOUNTS = """
+SELECT a.pk, a.tenant_id, a.id, a.currency, a.debits_must_not_exceed_credits,
+       a.credits_must_not_exceed_debits, a.debits_posted, a.credits_posted,
+       a.debits_pending, a.credits_pending
+FROM accounts a
+JOIN unnest($1::uuid[], $2::uuid[]) AS k(tenant_id, id) ON a.tenant_id = k.tenant_id AND a.id = k.id
+ORDER BY a.pk
+FOR UPDATE OF a
+"""
+
+READ_TRANSFERS = f"""
+WITH clock AS MATERIALIZED (SELECT nextval('ledger_block_seq') AS block, clock_timestamp() AS now),
+     locked AS (SELECT * FROM unnest($3::uuid[], $4::uuid[]) AS l(tenant_id, id)),
+     found AS (
+        SELECT {TRANSFER_COLUMNS} FROM transfers t
+        JOIN unnest($1::uuid[], $2::uuid[]) AS w(tenant_id, id) ON t.tenant_id = w.tenant_id AND t.id = w.id
+        UNION
+        SELECT {TRANSFER_COLUMNS} FROM transfers t, clock
+        WHERE t.status = 'pending' AND t.expires_at <= clock.now
+          AND ((t.tenant_id, t.debit_account_id) IN (SELECT tenant_id, id FROM locked)
+               OR (t.tenant_id, t.credit_account_id) IN (SELECT tenant_id, id FROM locked)))
+SELECT clock.block AS _block, clock.now AS _now, found.* FROM clock LEFT JOIN found ON true
+"""
+
+# Unlocked look-up of the accounts behind post/void targets, so the first attempt locks them.
+TRANSFER_ACCOUNTS = """
+SELECT t.tenant_id, t.debit_account_id, t.credit_account_id FROM transfers t
+JOIN unnest($1::uuid[], $2::uuid[]) AS w(tenant_id, id) ON t.tenant_id = w.tenant_id AND t.id = w.id
+"""
+
+WRITE = """
+WITH inserted AS (
+    INSERT INTO transfers (tenant_id, id, debit_account_id, credit_account_id, amount, currency, pending,
+                           timeout_seconds, status, posted_amount, expires_at, metadata, created_at,
+                           updated_at, seq, resolved_seq)
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], $6::text[],
+                         $7::boolean[], $8::integer[], $9::text[], $10::bigint[], $11::timestamptz[],
+                         $12::jsonb[], $13::timestamptz[], $14::timestamptz[], $15::bigint[], $16::bigint[])
+    ON CONFLICT (tenant_id, id) DO NOTHING
+    RETURNING 1
+), resolved AS (
+    UPDATE transfers t
+    SET status = u.status, posted_amount = u.posted_amount, updated_at = u.updated_at, resolved_seq = u.seq
+    FROM unnest($17::uuid[], $18::uuid[], $19::text[], $20::bigint[], $21::timestamptz[], $22::bigint[])
+         AS u(tenant_id, id, status, posted_amount, updated_at, seq)
+    WHERE t.tenant_id = u.tenant_id AND t.id = u.id AND t.status = 'pending'
+    RETURNING 1
+), balanced AS (
+    UPDATE accounts a
+    SET debits_posted = u.debits_posted, credits_posted = u.credits_posted,
+        debits_pending = u.debits_pending, credits_pending = u.credits_pending
+    FROM unnest($23::bigint[], $24::bigint[], $25::bigint[], $26::bigint[], $27::bigint[])
+         AS u(pk, debits_posted, credits_posted, debits_pending, credits_pending)
+    WHERE a.pk = u.pk
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM inserted) AS inserted, (SELECT count(*) FROM resolved) AS resolved,
+       (SELECT count(*) FROM balanced) AS balanced
+"""
+
+
+class _Retry(Exception):
+    """Roll back and run the transaction again (with ``extra_accounts`` locked too)."""
+
+    def __init__(self, reason: str, extra_accounts: Iterable[Key] = ()) -> None:
+        super().__init__(reason)
+        self.extra_accounts = set(extra_accounts)
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What one attempt needs to lock and read."""
+
+    accounts: set[Key]
+    transfer_ids: set[Key]
+
+
+def _plan(requests: Sequence[WriteRequest], extra_accounts: Iterable[Key]) -> _Plan:
+    accounts: set[Key] = set(extra_accounts)
+    transfer_ids: set[Key] = set()
+    for request in requests:
+        for op in request.operations:
+            if isinstance(op, CreateTransfer):
+                accounts.add((op.tenant_id, op.body.debit_account_id))
+                accounts.add((op.tenant_id, op.body.credit_account_id))
+                transfer_ids.add((op.tenant_id, op.body.id))
+            else:
+                transfer_ids.add((op.tenant_id, op.transfer_id))
+    return _Plan(accounts, transfer_ids)
+
+
+def _columns(keys: Iterable[Key]) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    pairs = sorted(keys)
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+async def _accounts_of_targets(conn: asyncpg.Connection, requests: Sequence[WriteRequest]) -> set[Key]:
+    targets = {
+        (op.tenant_id, op.transfer_id)
+        for request in requests
+        for op in request.operations
+        if isinstance(op, PostPending | VoidPending)
+    }
+    if not targets:
+        return set()
+    rows = await conn.fetch(TRANSFER_ACCOUNTS, *_columns(targets))
+    found: set[Key] = set()
+    for row in rows:
+        found.add((row["tenant_id"], row["debit_account_id"]))
+        found.add((row["tenant_id"], row["credit_account_id"]))
+    return found
+
+
+def transfer_from_row(row: asyncpg.Record) -> TransferState:
+    return TransferState(
+        tenant_id=row["tenant_id"],
+        id=row["id"],
+        debit_account_id=row["debit_account_id"],
+        credit_account_id=row["credit_account_id"],
+        amount=row["amount"],
+        currency=row["currency"],
+        pending=row["pending"],
+        timeout_seconds=row["timeout_seconds"],
+        status=row["status"],
+        posted_amount=row["posted_amount"],
+        expires_at=row["expires_at"],
+        metadata=row["metadata"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        seq=row["seq"],
+        resolved_seq=row["resolved_seq"],
+    )
+
+
+async def _load_state(
+    conn: asyncpg.Connection, plan: _Plan
+) -> tuple[LedgerState, dict[Key, tuple[int, int, int, int]]]:
+    account_rows = await conn.fetch(LOCK_ACCOUNTS, *_columns(plan.accounts))
+    accounts: dict[Key, AccountState] = {}
+    for row in account_rows:
+        accounts[(row["tenant_id"], row["id"])] = AccountState(
+            pk=row["pk"],
+            tenant_id=row["tenant_id"],
+            id=row["id"],
+            currency=row["currency"],
+            debits_must_not_exceed_credits=row["debits_must_not_exceed_credits"],
+            credits_must_not_exceed_debits=row["credits_must_not_exceed_debits"],
+            debits_posted=row["debits_posted"],
+            credits_posted=row["credits_posted"],
+            debits_pending=row["debits_pending"],
+            credits_pending=row["credits_pending"],
+        )
+    locked_keys = list(accounts)
+    rows = await conn.fetch(
+        READ_TRANSFERS,
+        *_columns(plan.transfer_ids),
+        [k[0] for k in locked_keys],
+        [k[1] for k in locked_keys],
+    )
+    transfers: dict[Key, TransferState] = {}
+    missing: set[Key] = set()
+    for row in rows:
+        if row["tenant_id"] is None:
+            continue
+        transfer = transfer_from_row(row)
+        key = (transfer.tenant_id, transfer.id)
+        transfers[key] = transfer
+        needs_locks = transfer.status == "pending" and (
+            (transfer.expires_at is not None and transfer.expires_at <= rows[0]["_now"]) or key in plan.transfer_ids
+        )
+        if needs_locks:
+            for account in (
+                (transfer.tenant_id, transfer.debit_account_id),
+                (transfer.tenant_id, transfer.credit_account_id),
+            ):
+                if account not in accounts:
+                    missing.add(account)
+    if missing:
+        raise _Retry("accounts of a reservation were not locked", missing)
+    before = {
+        key: (a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending) for key, a in accounts.items()
+    }
+    state = LedgerState(accounts=accounts, transfers=transfers, now=rows[0]["_now"], block=rows[0]["_block"])
+    return state, before
+
+
+async def _write(conn: asyncpg.Connection, state: LedgerState, before: dict[Key, tuple[int, int, int, int]]) -> None:
+    new = [t for t in state.transfers.values() if t.is_new]
+    # Loaded transfers that this transaction resolved carry one of its event numbers.
+    resolved = [
+        t
+        for t in state.transfers.values()
+        if not t.is_new and t.resolved_seq is not None and t.resolved_seq // EVENTS_PER_BLOCK == state.block
+    ]
+    changed = [
+        a
+        for key, a in state.accounts.items()
+        if (a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending) != before[key]
+    ]
+    if not new and not resolved and not changed:
+        return
+    row = await conn.fetchrow(
+        WRITE,
+        [t.tenant_id for t in new],
+        [t.id for t in new],
+        [t.debit_account_id for t in new],
+        [t.credit_account_id for t in new],
+        [t.amount for t in new],
+        [t.currency for t in new],
+        [t.pending for t in new],
+        [t.timeout_seconds for t in new],
+        [t.status for t in new],
+        [t.posted_amount for t in new],
+        [t.expires_at for t in new],
+        [t.metadata for t in new],
+        [t.created_at for t in new],
+        [t.updated_at for t in new],
+        [t.seq for t in new],
+        [t.resolved_seq for t in new],
+        [t.tenant_id for t in resolved],
+        [t.id for t in resolved],
+        [t.status for t in resolved],
+        [t.posted_amount for t in resolved],
+        [t.updated_at for t in resolved],
+        [t.resolved_seq for t in resolved],
+        [a.pk for a in changed],
+        [a.debits_posted for a in changed],
+        [a.credits_posted for a in changed],
+        [a.debits_pending for a in changed],
+        [a.credits_pending for a in changed],
+    )
+    assert row is not None
+    if row["inserted"] != len(new):
+        raise _Retry("a concurrent writer took one of the new transfer ids")
+    if row["resolved"] != len(resolved) or row["balanced"] != len(changed):
+        # Impossible while the account locks hold; refuse to commit a partial write.
+        raise RuntimeError(f"write mismatch: {dict(row)} for {len(resolved)} resolved, {len(changed)} accounts")
+
+
+async def apply_requests(
+    conn: asyncpg.Connection, requests: Sequence[WriteRequest], lock_also: Iterable[Key] = ()
+) -> list[list[Outcome]]:
+    """Apply ``requests`` in order in one transaction; one list of outcomes per request.
+
+    ``lock_also`` adds accounts to lock even if no request names them: the expiry sweep passes
+    the accounts of due reservations and no requests.
+
+    Raises only for infrastructure failures (connection lost, database down); every rule
+    violation is an outcome. When it raises, nothing was committed, or (if the connection died
+    during COMMIT) the outcome is unknown: callers answer 503 and clients retry with the same ids,
+    which the ledger recognises as replays.
+    """
+    extra: set[Key] = set(lock_also) | await _accounts_of_targets(conn, requests)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        plan = _plan(requests, extra)
+        try:
+            async with conn.transaction():
+                state, before = await _load_state(conn, plan)
+                state.expire_due()
+                outcomes = [state.apply(request) for request in requests]
+                await _write(conn, state, before)
+            return outcomes
+        except _Retry as retry:
+            extra |= retry.extra_accounts
+            log.debug("write transaction re-run", extra={"reason": str(retry), "attempt": attempt})
+        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+            log.warning("write transaction re-run after %s", type(exc).__name__, extra={"attempt": attempt})
+    raise RuntimeError(f"write transaction did not settle after {MAX_ATTEMPTS} attempts")
+
+
+async def expire_due(conn: asyncpg.Connection, limit: int = 500) -> int:
+    """Expire up to ``limit`` due reservations, whether or not anyone looks; returns how many."""
+    rows = await conn.fetch(
+        """SELECT tenant_id, debit_account_id, credit_account_id FROM transfers
+           WHERE status = 'pending' AND expires_at <= clock_timestamp()
+           ORDER BY expires_at LIMIT $1""",
+        limit,
+    )
+    if not rows:
+        return 0
+    accounts = {(r["tenant_id"], r["debit_account_id"]) for r in rows} | {
+        (r["tenant_id"], r["credit_account_id"]) for r in rows
+    }
+    # No requests: locking the accounts makes the transaction expire what is due on them.
+    await apply_requests(conn, [], lock_also=accounts)
+    return len(rows)
+
+
+# -- accounts ------------------------------------------------------------------------------------
+
+ACCOUNT_COLUMNS = """a.pk, a.tenant_id, a.id, a.currency, a.normal_balance, a.debits_must_not_exceed_credits,
+    a.credits_must_not_exceed_debits, a.metadata, a.created_at, a.debits_posted, a.credits_posted,
+    a.debits_pending, a.credits_pending"""
+
+# Reservations past expires_at that the sweep has not released yet, per side; reads subtract
+# them so no read ever shows an expired reservation (the partial index keeps this cheap).
+DUE_AMOUNTS = """
+    (SELECT coalesce(sum(t.amount), 0)::bigint FROM transfers t
+      WHERE t.status = 'pending' AND t.expires_at <= clock_timestamp()
+        AND t.tenant_id = a.tenant_id AND t.debit_account_id = a.id) AS due_debits,
+    (SELECT coalesce(sum(t.amount), 0)::bigint FROM transfers t
+      WHERE t.status = 'pending' AND t.expires_at <= clock_timestamp()
+        AND t.tenant_id = a.tenant_id AND t.credit_account_id = a.id) AS due_credits"""
+
+INSERT_ACCOUNT = f"""
+INSERT INTO accounts AS a (tenant_id, id, currency, normal_balance, debits_must_not_exceed_credits,
+                           credits_must_not_exceed_debits, metadata, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp())
+ON CONFLICT (tenant_id, id) DO NOTHING
+RETURNING {ACCOUNT_COLUMNS}, 0::bigint AS due_debits, 0::bigint AS due_credits
+"""
+
+SELECT_ACCOUNT = f"SELECT {ACCOUNT_COLUMNS}, {DUE_AMOUNTS} FROM accounts a WHERE a.tenant_id = $1 AND a.id = $2"
+
+
+async def create_account(
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, body: AccountCreate
+) -> tuple[int, asyncpg.Record]:
+    """Insert an account; (201, row), or (200, row) when the same id was created with the same body.
+
+    The same id with a different body (compared with defaults filled in) is 409 ``id_conflict``.
+    """
+    account_id = body.id if body.id is not None else uuid.uuid4()
+    flags = body.flags
+    row = await conn.fetchrow(
+        INSERT_ACCOUNT,
+        tenant_id,
+        account_id,
+        body.currency,
+        body.normal_balance,
+        flags.debits_must_not_exceed_credits,
+        flags.credits_must_not_exceed_debits,
+        body.metadata,
+    )
+    if row is not None:
+        return 201, row
+    existing = await conn.fetchrow(SELECT_ACCOUNT, tenant_id, account_id)
+    assert existing is not None, "accounts are never deleted"
+    same = (
+        existing["currency"] == body.currency
+        and existing["normal_balance"] == body.normal_balance
+        and existing["debits_must_not_exceed_credits"] == flags.debits_must_not_exceed_credits
+        and existing["credits_must_not_exceed_debits"] == flags.credits_must_not_exceed_debits
+        and existing["metadata"] == body.metadata
+    )
+    if not same:
+        raise ProblemError(ErrorCode.ID_CONFLICT, "this id was used for a different account", field="id")
+    return 200, existing

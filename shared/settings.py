@@ -1,0 +1,161 @@
+"""The one settings loader.
+
+Every process reads its configuration here, once, from environment variables with local defaults
+(public-api.md section 1). Nothing else in the code base reads ``os.environ`` for configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from dataclasses import dataclass, field
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name} must be a number, got {raw!r}") from exc
+
+
+def _env_str(name: str, default: str) -> str:
+    raw = os.environ.get(name)
+    return default if raw is None or raw == "" else raw
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Configuration shared by the three services and the command-line tools."""
+
+    gateway_port: int = field(default_factory=lambda: _env_int("GATEWAY_PORT", 8000))
+    """TCP port of the public gateway (the only port the ALB reaches)."""
+
+    ledger_port: int = field(default_factory=lambda: _env_int("LEDGER_PORT", 8001))
+    """TCP port of the ledger service's internal API."""
+
+    session_port: int = field(default_factory=lambda: _env_int("SESSION_PORT", 8002))
+    """TCP port of the session service's internal API."""
+
+    bind_host: str = field(default_factory=lambda: _env_str("BIND_HOST", "127.0.0.1"))
+    """Address the services listen on. ``0.0.0.0`` in containers, loopback locally."""
+
+    ledger_url: str = field(default_factory=lambda: _env_str("LEDGER_URL", ""))
+    """Base URL the gateway uses for the ledger; empty means ``http://127.0.0.1:$LEDGER_PORT``."""
+
+    session_url: str = field(default_factory=lambda: _env_str("SESSION_URL", ""))
+    """Base URL the gateway uses for the session service; empty means loopback and SESSION_PORT."""
+
+    database_url: str = field(
+        default_factory=lambda: _env_str("DATABASE_URL", "postgresql://root@127.0.0.1:5432/ledger")
+    )
+    """PostgreSQL DSN of the ledger database. The database is created by the migration runner."""
+
+    database_pool_size: int = field(default_factory=lambda: _env_int("DATABASE_POOL_SIZE", 8))
+    """Connections each ledger process keeps open. Group commit needs few; more only adds contention."""
+
+    redis_url: str = field(default_factory=lambda: _env_str("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    """Redis URL for the session cache, idempotency records and rate limits."""
+
+    redis_key_prefix: str = field(default_factory=lambda: _env_str("REDIS_KEY_PREFIX", "fl:"))
+    """Prefix of every Redis key, so test runs and environments sharing a Redis never meet."""
+
+    dynamodb_endpoint_url: str | None = field(default_factory=lambda: os.environ.get("DYNAMODB_ENDPOINT_URL") or None)
+    """DynamoDB endpoint (dynalite or moto locally); unset in AWS, where the regional endpoint is used."""
+
+    dynamodb_table_prefix: str = field(default_factory=lambda: _env_str("DYNAMODB_TABLE_PREFIX", "fintech-"))
+    """Prefix of the DynamoDB table names (``<prefix>tenants``, ``<prefix>api-keys``, ``<prefix>sessions``)."""
+
+    aws_region: str = field(default_factory=lambda: _env_str("AWS_REGION", "eu-west-1"))
+    """AWS region of the DynamoDB tables."""
+
+    internal_token: str = field(default_factory=lambda: _env_str("INTERNAL_TOKEN", "local-internal-token-change-me"))
+    """Shared credential the internal endpoints require (header ``X-Internal-Token``).
+    In AWS it comes from Secrets Manager; the local default is for development only."""
+
+    rate_limit_per_second: float = field(default_factory=lambda: _env_float("RATE_LIMIT_PER_SECOND", 1000.0))
+    """Sustained requests per second each tenant may make through the gateway."""
+
+    rate_limit_burst: int = field(default_factory=lambda: _env_int("RATE_LIMIT_BURST", 2000))
+    """Requests a tenant may make at once above the sustained rate."""
+
+    session_ttl_seconds: int = field(default_factory=lambda: _env_int("SESSION_TTL_SECONDS", 900))
+    """Lifetime of a session token from login."""
+
+    idempotency_ttl_seconds: int = field(default_factory=lambda: _env_int("IDEMPOTENCY_TTL_SECONDS", 86_400))
+    """How long the gateway keeps a response for an Idempotency-Key (24 hours by contract)."""
+
+    upstream_timeout_seconds: float = field(default_factory=lambda: _env_float("UPSTREAM_TIMEOUT_SECONDS", 10.0))
+    """Total timeout of one service-to-service call."""
+
+    group_commit_max_items: int = field(default_factory=lambda: _env_int("GROUP_COMMIT_MAX_ITEMS", 512))
+    """Most transfer operations the ledger commits in one database transaction."""
+
+    group_commit_max_inflight: int = field(default_factory=lambda: _env_int("GROUP_COMMIT_MAX_INFLIGHT", 2))
+    """Group transactions one ledger process runs at once; the next group forms while they commit."""
+
+    group_commit_enabled: bool = field(default_factory=lambda: _env_bool("GROUP_COMMIT_ENABLED", True))
+    """When false every request commits its own transaction (used by tests and benchmarks)."""
+
+    expiry_sweep_interval_seconds: float = field(
+        default_factory=lambda: _env_float("EXPIRY_SWEEP_INTERVAL_SECONDS", 0.5)
+    )
+    """Longest the ledger sleeps between sweeps of expired pending transfers."""
+
+    log_level: str = field(default_factory=lambda: _env_str("LOG_LEVEL", "INFO"))
+    """Level of the JSON log lines (DEBUG, INFO, WARNING, ERROR)."""
+
+    access_log: bool = field(default_factory=lambda: _env_bool("ACCESS_LOG", False))
+    """Write one log line per request. Off by default: on the hot path it costs real throughput."""
+
+    workers: int = field(default_factory=lambda: _env_int("WORKERS", 1))
+    """Server worker processes per service."""
+
+    session_cache_ttl_seconds: int = field(default_factory=lambda: _env_int("SESSION_CACHE_TTL_SECONDS", 300))
+    """Longest a session stays in the Redis cache before the session service re-reads DynamoDB
+    (revocations do not wait for it: they overwrite the cache entry at once)."""
+
+    idempotency_lease_seconds: int = field(default_factory=lambda: _env_int("IDEMPOTENCY_LEASE_SECONDS", 60))
+    """How long an in-flight Idempotency-Key claim holds when its gateway dies before answering;
+    longer than ``upstream_timeout_seconds`` so a live request never loses its claim."""
+
+    redis_timeout_seconds: float = field(default_factory=lambda: _env_float("REDIS_TIMEOUT_SECONDS", 2.0))
+    """Connect and command timeout of every Redis call, so an unreachable Redis is a fast 503."""
+
+    dynamodb_timeout_seconds: float = field(default_factory=lambda: _env_float("DYNAMODB_TIMEOUT_SECONDS", 3.0))
+    """Connect and read timeout of one DynamoDB call (with at most two attempts)."""
+
+    def ledger_base_url(self) -> str:
+        return self.ledger_url or f"http://127.0.0.1:{self.ledger_port}"
+
+    def session_base_url(self) -> str:
+        return self.session_url or f"http://127.0.0.1:{self.session_port}"
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use and never again."""
+    return Settings()
