@@ -1,0 +1,121 @@
+"""The session service's Litestar app: internal routes, health, and the lifespan of its clients.
+
+Startup opens one Redis client and one DynamoDB client for the process; with a local DynamoDB
+endpoint it also creates the tables (retrying in the background until the endpoint answers, while
+``/health/ready`` says why it is not ready). Shutdown closes both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from litestar import Litestar, Request, Response
+from redis.asyncio import Redis
+
+from services.session.cache import CacheUnavailable, SessionCache
+from services.session.routes import internal_router
+from services.session.service import SessionService
+from services.session.store import SessionStore, StoreUnavailable
+from shared.errors import unavailable
+from shared.settings import Settings, get_settings
+from shared.web import (
+    MAX_BODY_BYTES,
+    RequestContextMiddleware,
+    exception_handlers,
+    health_routes,
+    problem_response,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Components:
+    """What the process opens at startup and closes at shutdown."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis = Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout_seconds,
+            socket_connect_timeout=settings.redis_timeout_seconds,
+            retry_on_timeout=False,
+        )
+        self.store = SessionStore(settings)
+        cache = SessionCache(self.redis, settings.redis_key_prefix, settings.session_cache_ttl_seconds)
+        self.service = SessionService(
+            self.store, cache, settings.session_ttl_seconds, settings.session_cache_ttl_seconds + 60
+        )
+        self.bootstrapped = asyncio.Event()
+        self._bootstrap_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.store.start()
+        if self.settings.dynamodb_endpoint_url:
+            self._bootstrap_task = asyncio.create_task(self._bootstrap())
+        else:
+            self.bootstrapped.set()
+
+    async def _bootstrap(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self.store.bootstrap()
+                self.bootstrapped.set()
+                return
+            except Exception as exc:
+                log.warning("table bootstrap failed; retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def close(self) -> None:
+        if self._bootstrap_task is not None:
+            self._bootstrap_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._bootstrap_task
+        await self.store.close()
+        await self.redis.aclose()
+
+    async def ready(self) -> str | None:
+        if not self.bootstrapped.is_set():
+            return "tables not created yet"
+        try:
+            await self.store.ping()
+        except StoreUnavailable:
+            return "dynamodb unavailable"
+        return None
+
+
+def _store_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.warning("dependency unavailable", extra={"error": repr(exc)})
+    return problem_response(unavailable("the session store is unavailable; retry later"))
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    components = Components(settings)
+
+    async def ready() -> str | None:
+        return await components.ready()
+
+    handlers: dict[Any, Any] = {
+        **exception_handlers(),
+        StoreUnavailable: _store_unavailable,
+        CacheUnavailable: _store_unavailable,
+    }
+    app = Litestar(
+        route_handlers=[internal_router(), *health_routes(ready)],
+        on_startup=[components.start],
+        on_shutdown=[components.close],
+        middleware=[RequestContextMiddleware],
+        exception_handlers=handlers,
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=None,
+        logging_config=None,
+    )
+    app.state.settings = settings
+    app.state.service = components.service
+    app.state.components = components
+    return app

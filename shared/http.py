@@ -1,0 +1,207 @@
+"""The service-to-service HTTP client, and the check internal endpoints make on its credential.
+
+One :class:`ServiceClient` per upstream per process, opened in the app's startup and closed on
+shutdown: a single long-lived aiohttp ``ClientSession`` whose keep-alive pool carries every call,
+so no request pays for a TCP handshake. Each call carries
+
+- ``X-Internal-Token``: the shared internal credential (``settings.internal_token``);
+- ``X-Request-Id`` and ``X-Amzn-Trace-Id`` of the request being served (from :mod:`shared.logging`),
+  so one id follows a request through all three services and their log lines;
+- a total timeout of ``settings.upstream_timeout_seconds``.
+
+A connection failure or a timeout becomes :class:`UpstreamUnavailable` (carrying whether the
+request may have reached the upstream), which callers turn into 503 ``unavailable``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+import msgspec
+
+from shared.errors import ErrorCode, ProblemError, unavailable
+from shared.logging import request_id_var, trace_header_var
+
+INTERNAL_TOKEN_HEADER = "X-Internal-Token"
+TENANT_HEADER = "X-Tenant-Id"
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+class UpstreamUnavailable(Exception):
+    """The upstream could not be reached, or did not answer in time.
+
+    ``maybe_applied`` is False only when the connection was never established (the request
+    certainly did not reach the upstream); otherwise the upstream may have acted on it.
+    """
+
+    def __init__(self, upstream: str, reason: str, *, maybe_applied: bool) -> None:
+        super().__init__(f"{upstream}: {reason}")
+        self.upstream = upstream
+        self.maybe_applied = maybe_applied
+
+    def to_problem(self) -> ProblemError:
+        return unavailable(f"the {self.upstream} service is unavailable; retry later")
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    status: int
+    body: bytes
+    content_type: str
+    retry_after: str | None
+
+
+class ServiceClient:
+    """Persistent HTTP client for one internal service (the ledger or the session service)."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        internal_token: str,
+        timeout_seconds: float,
+        *,
+        pool_size: int = 256,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self._token = internal_token
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds, connect=min(timeout_seconds, 2.0))
+        self._pool_size = pool_size
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Open the connection pool. Called once, from the app's startup hook."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._pool_size, keepalive_timeout=60, ttl_dns_cache=60)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, skip_auto_headers=("User-Agent",)
+            )
+
+    async def close(self) -> None:
+        """Close the pool. Called once, from the app's shutdown hook."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+        headers = {INTERNAL_TOKEN_HEADER: self._token}
+        request_id = request_id_var.get()
+        if request_id:
+            headers["X-Request-Id"] = request_id
+        trace = trace_header_var.get()
+        if trace:
+            headers["X-Amzn-Trace-Id"] = trace
+        if extra:
+            headers.update(extra)
+        return headers
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        query: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> UpstreamResponse:
+        """Send one request; the raw status and body come back whatever the status."""
+        if self._session is None:
+            raise UpstreamUnavailable(self.name, "client not started", maybe_applied=False)
+        url = f"{self.base_url}{path}"
+        if query:
+            url = f"{url}?{query}"
+        try:
+            async with self._session.request(
+                method, url, data=body, headers=self._headers(headers), allow_redirects=False
+            ) as response:
+                payload = await response.read()
+                return UpstreamResponse(
+                    status=response.status,
+                    body=payload,
+                    content_type=response.headers.get("Content-Type", "application/json"),
+                    retry_after=response.headers.get("Retry-After"),
+                )
+        except aiohttp.ClientConnectorError as exc:
+            log.warning("upstream unreachable", extra={"upstream": self.name, "error": str(exc)})
+            raise UpstreamUnavailable(self.name, "connection refused", maybe_applied=False) from exc
+        except TimeoutError as exc:
+            log.warning("upstream timed out", extra={"upstream": self.name})
+            raise UpstreamUnavailable(self.name, "timed out", maybe_applied=True) from exc
+        except aiohttp.ClientError as exc:
+            log.warning("upstream failed", extra={"upstream": self.name, "error": repr(exc)})
+            raise UpstreamUnavailable(self.name, "connection failed", maybe_applied=True) from exc
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        payload: Any,
+        response_type: type[T],
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> T:
+        """A JSON call whose success decodes into ``response_type``.
+
+        A problem+json answer is re-raised as the same :class:`ProblemError` (code and status), so
+        an internal service's 401 or 503 reaches the public client unchanged.
+        """
+        body = msgspec.json.encode(payload) if payload is not None else None
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        response = await self.request(method, path, body=body, headers=all_headers)
+        if 200 <= response.status < 300:
+            if response_type is type(None):
+                return None  # type: ignore[return-value]
+            try:
+                return msgspec.json.decode(response.body, type=response_type)
+            except msgspec.DecodeError as exc:
+                log.error("malformed upstream response", extra={"upstream": self.name})
+                raise UpstreamUnavailable(self.name, "malformed response", maybe_applied=True) from exc
+        raise problem_of(self.name, response)
+
+    async def ready(self, path: str = "/health/live") -> bool:
+        """True when the upstream answers ``path`` with 200 (used by readiness probes)."""
+        try:
+            response = await self.request("GET", path)
+        except UpstreamUnavailable:
+            return False
+        return response.status == 200
+
+
+def problem_of(upstream: str, response: UpstreamResponse) -> ProblemError:
+    """The :class:`ProblemError` an internal service answered with; any other failure is a 503."""
+    decoded: Any = None
+    try:
+        decoded = msgspec.json.decode(response.body)
+    except msgspec.DecodeError:
+        decoded = None
+    if response.status < 500 and isinstance(decoded, dict):
+        try:
+            code: ErrorCode | None = ErrorCode(str(decoded.get("code")))
+        except ValueError:
+            code = None
+        if code is not None and code.status == response.status:
+            return ProblemError(code, str(decoded.get("detail", code.title)))
+    log.warning("upstream failed", extra={"upstream": upstream, "status": response.status})
+    return unavailable(f"the {upstream} service is unavailable; retry later")
+
+
+def internal_token_valid(presented: str | None, expected: str) -> bool:
+    """Constant-time comparison of the presented internal credential with the expected one."""
+    if not presented or not expected:
+        return False
+    return hmac.compare_digest(presented.encode(), expected.encode())
+
+
+def require_internal_token(presented: str | None, expected: str) -> None:
+    """Raise 401 ``unauthorized`` unless ``presented`` is the internal credential."""
+    if not internal_token_valid(presented, expected):
+        raise ProblemError(ErrorCode.UNAUTHORIZED, "missing or invalid internal credential")
