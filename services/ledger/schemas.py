@@ -61,11 +61,16 @@ class TransferCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     timeout_seconds: TimeoutSeconds = 0
     metadata: Metadata = msgspec.field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.timeout_seconds and not self.pending:
+            # msgspec reports this as a validation error at `$.timeout_seconds`'s parent object.
+            raise ValueError("timeout_seconds is only allowed with pending: true")
+
 
 class BatchCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     """Body of ``POST /v1/transfers/batch``."""
 
-    transfers: list[TransferCreate]
+    transfers: Annotated[list[TransferCreate], Meta(min_length=1)]
     atomic: bool = False
 
 
