@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from litestar import Litestar, Request, Response
+from litestar.types import ASGIApp
 from redis.asyncio import Redis
 
 from services.session.cache import CacheUnavailable, SessionCache
@@ -93,7 +94,9 @@ def _store_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[by
     return problem_response(unavailable("the session store is unavailable; retry later"))
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Settings | None = None) -> ASGIApp:
+    """The app, wrapped in the request-context middleware so that even a routing 404 or 405
+    (answered before any Litestar middleware runs) carries ``X-Request-Id``."""
     settings = settings or get_settings()
     components = Components(settings)
 
@@ -109,7 +112,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[internal_router(), *health_routes(ready)],
         on_startup=[components.start],
         on_shutdown=[components.close],
-        middleware=[RequestContextMiddleware],
         exception_handlers=handlers,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=None,
@@ -118,4 +120,4 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.settings = settings
     app.state.service = components.service
     app.state.components = components
-    return app
+    return RequestContextMiddleware(app)

@@ -1,0 +1,136 @@
+"""Rate limit and Idempotency-Key claim in one Redis round trip (one Lua script, one tenant slot).
+
+Outcomes: ``limited`` (429, nothing claimed), ``proceed`` (no key, or the key is now claimed by this
+request), ``replay`` (the kept response), ``reused`` (same key, another request: 422), ``in_use``
+(same request still in flight: 409). Redis unreachable: 503, nothing forwarded (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from services.gateway.idempotency import FINISH_SCRIPT, KeptResponse, idem_key, new_claim
+from services.gateway.ratelimit import RateDecision, RateLimit, rate_key
+from shared.errors import ErrorCode, ProblemError, unavailable
+
+log = logging.getLogger(__name__)
+
+# KEYS[1] = rate key; KEYS[2] = idempotency key (only read when ARGV[3] == '1').
+# ARGV: 1 interval_us, 2 tolerance_us, 3 has key, 4 claim value 'P|fp|id', 5 fingerprint, 6 lease ms.
+# Returns {allowed, remaining, retry_after_us, reset_us, outcome, record}.
+ADMIT_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local stored = redis.call('GET', KEYS[1])
+local tat = now
+if stored then tat = math.max(tonumber(stored), now) end
+local new_tat = tat + interval
+local allow_at = new_tat - tolerance
+if now < allow_at then
+  return {0, 0, string.format('%.0f', allow_at - now), string.format('%.0f', tat - now), 'limited', ''}
+end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
+local remaining = math.floor((tolerance - (new_tat - now)) / interval)
+local reset = string.format('%.0f', new_tat - now)
+if ARGV[3] ~= '1' then return {1, remaining, '0', reset, 'proceed', ''} end
+local v = redis.call('GET', KEYS[2])
+if not v then
+  redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[6])
+  return {1, remaining, '0', reset, 'proceed', ''}
+end
+if string.sub(v, 3, 2 + string.len(ARGV[5])) ~= ARGV[5] then return {1, remaining, '0', reset, 'reused', ''} end
+if string.sub(v, 1, 1) == 'P' then return {1, remaining, '0', reset, 'in_use', ''} end
+return {1, remaining, '0', reset, 'replay', v}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A held Idempotency-Key claim: the key and the exact value this request wrote."""
+
+    key: str
+    value: bytes
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    rate: RateDecision
+    claim: Claim | None
+    replay: KeptResponse | None
+
+
+class Admission:
+    def __init__(self, redis: Redis, prefix: str, limit: RateLimit, lease_seconds: int, keep_seconds: int) -> None:
+        self._admit = redis.register_script(ADMIT_SCRIPT)
+        self._finish = redis.register_script(FINISH_SCRIPT)
+        self._prefix = prefix
+        self._limit = limit
+        self._lease_ms = lease_seconds * 1000
+        self._keep_seconds = keep_seconds
+
+    async def admit(self, tenant_id: str, key: str | None = None, fp: str = "") -> Admitted:
+        """Count the request against the tenant's limit and, with a key, claim it or find its record."""
+        keys = [rate_key(self._prefix, tenant_id)]
+        claim: Claim | None = None
+        if key is not None:
+            claim = Claim(idem_key(self._prefix, tenant_id, key), new_claim(fp), fp)
+            keys.append(claim.key)
+        args: list[bytes | str | int] = [
+            self._limit.interval_us,
+            self._limit.tolerance_us,
+            "1" if claim else "0",
+            claim.value if claim else b"",
+            fp,
+            self._lease_ms,
+        ]
+        try:
+            result = await self._admit(keys=keys, args=args)
+        except RedisError as exc:
+            log.warning("redis unavailable for admission", extra={"error": repr(exc)})
+            raise unavailable("the rate limiter is unavailable; retry later") from exc
+        allowed, remaining, retry_after, reset, outcome, record = result
+        decision = RateDecision(
+            allowed=bool(int(allowed)),
+            limit=self._limit.burst,
+            remaining=int(remaining),
+            reset_us=int(reset),
+            retry_after_us=int(retry_after),
+        )
+        outcome = outcome.decode() if isinstance(outcome, bytes) else str(outcome)
+        if outcome == "limited":
+            raise decision.problem()
+        headers = decision.headers()
+        if outcome == "reused":
+            raise ProblemError(
+                ErrorCode.IDEMPOTENCY_KEY_REUSED,
+                "this Idempotency-Key was used with a different request",
+                headers=headers,
+            )
+        if outcome == "in_use":
+            raise ProblemError(
+                ErrorCode.IDEMPOTENCY_KEY_IN_USE,
+                "a request with this Idempotency-Key is still in flight; retry later",
+                headers={**headers, "Retry-After": "1"},
+            )
+        if outcome == "replay":
+            return Admitted(decision, None, KeptResponse.decode(bytes(record)))
+        return Admitted(decision, claim, None)
+
+    async def complete(self, claim: Claim, response: KeptResponse | None) -> None:
+        """Keep ``response`` under the claimed key (24 h), or release the claim when None.
+
+        Best effort: if Redis fails here the upstream already acted, so the caller still gets the
+        real answer; the claim then lapses after its lease and a retry runs afresh.
+        """
+        final = response.encode(claim.fingerprint) if response is not None else b""
+        try:
+            await self._finish(keys=[claim.key], args=[claim.value, final, self._keep_seconds])
+        except RedisError as exc:
+            log.error("could not record the idempotent response", extra={"error": repr(exc)})

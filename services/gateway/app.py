@@ -1,0 +1,98 @@
+"""The gateway's Litestar app: public routes, health, and the lifespan of its clients.
+
+Startup opens one Redis client and one persistent HTTP client per upstream (ledger, session
+service); shutdown closes them after in-flight requests finished (graceful shutdown of the server).
+Ready means Redis answers and both upstream processes answer their liveness probe.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+from litestar import Litestar
+from litestar.types import ASGIApp
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from services.gateway.admission import Admission
+from services.gateway.auth import Authenticator
+from services.gateway.openapi import build_document
+from services.gateway.proxy import Pipeline
+from services.gateway.ratelimit import RateLimit
+from services.gateway.routes import public_routes
+from services.gateway.upstream import Ledger
+from shared.http import ServiceClient
+from shared.settings import Settings, get_settings
+from shared.web import MAX_BODY_BYTES, RequestContextMiddleware, exception_handlers, health_routes
+
+log = logging.getLogger(__name__)
+
+
+class Components:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis = Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout_seconds,
+            socket_connect_timeout=settings.redis_timeout_seconds,
+            retry_on_timeout=False,
+            max_connections=1024,
+        )
+        timeout = settings.upstream_timeout_seconds
+        self.ledger = ServiceClient("ledger", settings.ledger_base_url(), settings.internal_token, timeout)
+        self.sessions = ServiceClient("session", settings.session_base_url(), settings.internal_token, timeout)
+        prefix = settings.redis_key_prefix
+        self.pipeline = Pipeline(
+            Authenticator(self.redis, prefix, self.sessions),
+            Admission(
+                self.redis,
+                prefix,
+                RateLimit(settings.rate_limit_per_second, settings.rate_limit_burst),
+                settings.idempotency_lease_seconds,
+                settings.idempotency_ttl_seconds,
+            ),
+            Ledger(self.ledger),
+        )
+
+    async def start(self) -> None:
+        await self.ledger.start()
+        await self.sessions.start()
+
+    async def close(self) -> None:
+        await self.ledger.close()
+        await self.sessions.close()
+        await self.redis.aclose()
+
+    async def ready(self) -> str | None:
+        try:
+            await self.redis.ping()
+        except RedisError:
+            return "redis unavailable"
+        if not await self.ledger.ready():
+            return "ledger service unavailable"
+        if not await self.sessions.ready():
+            return "session service unavailable"
+        return None
+
+
+def create_app(settings: Settings | None = None) -> ASGIApp:
+    """The app, wrapped in the request-context middleware so that even a routing 404 or 405
+    (answered before any Litestar middleware runs) carries ``X-Request-Id``."""
+    settings = settings or get_settings()
+    components = Components(settings)
+    app = Litestar(
+        route_handlers=[*public_routes(), *health_routes(components.ready)],
+        on_startup=[components.start],
+        on_shutdown=[components.close],
+        exception_handlers=exception_handlers(),
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=None,
+        logging_config=None,
+        debug=False,
+    )
+    app.state.settings = settings
+    app.state.pipeline = components.pipeline
+    app.state.sessions = components.sessions
+    app.state.openapi = msgspec.json.encode(build_document())
+    return RequestContextMiddleware(app)

@@ -1,0 +1,91 @@
+"""Idempotency-Key: request fingerprints and the records kept in Redis.
+
+Key ``<prefix>idem:{<tenant>}:<sha256(Idempotency-Key)>`` holds either
+
+- ``P|<fingerprint>|<claim id>`` while the first request is in flight (expires after
+  ``idempotency_lease_seconds`` should its gateway die), or
+- ``D|<fingerprint>|<status>|<content type>\\n<body>`` once it answered, for 24 hours.
+
+The claim is taken atomically with the rate-limit check (:mod:`.admission`); the first response is
+stored only by the claimant (compare-and-set on the claim value), and released instead when its
+status is one that must not be kept (401, 409 ``idempotency_key_in_use``, 429, 5xx), so a retry
+runs afresh. The fingerprint covers method, path and the body compared as parsed JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+
+import msgspec
+
+from shared.errors import ErrorCode, ProblemError
+
+_VALID_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
+
+# KEYS[1] = idem key; ARGV[1] = the claim value we wrote; ARGV[2] = final value ('' = release);
+# ARGV[3] = TTL seconds. Only the claimant may complete or release its claim.
+FINISH_SCRIPT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end
+return 1
+"""
+
+
+def validate_key(value: str | None) -> str | None:
+    """The Idempotency-Key header, checked (1-255 printable ASCII), or None when absent."""
+    if value is None:
+        return None
+    if not _VALID_KEY.match(value):
+        raise ProblemError(
+            ErrorCode.INVALID_REQUEST,
+            "Idempotency-Key must be 1-255 printable ASCII characters",
+            field="Idempotency-Key",
+        )
+    return value
+
+
+def idem_key(prefix: str, tenant_id: str, key: str) -> str:
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"{prefix}idem:{{{tenant_id}}}:{digest}"
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    """Same method, path and JSON body (as parsed JSON, key order ignored) -> same fingerprint."""
+    try:
+        canonical = b"json:" + msgspec.json.encode(msgspec.json.decode(body), order="sorted") if body.strip() else b""
+    except msgspec.DecodeError:
+        canonical = b"raw:" + body
+    digest = hashlib.sha256()
+    digest.update(method.encode() + b"\n" + path.encode() + b"\n")
+    digest.update(canonical)
+    return digest.hexdigest()
+
+
+def new_claim(fp: str) -> bytes:
+    return f"P|{fp}|{secrets.token_hex(8)}".encode()
+
+
+def keep(status: int, body: bytes) -> bool:
+    """Whether a response is kept for replays (public-api.md section 6)."""
+    if status == 401 or status == 429 or status >= 500:
+        return False
+    return not (status == 409 and b'"idempotency_key_in_use"' in body)
+
+
+@dataclass(frozen=True, slots=True)
+class KeptResponse:
+    status: int
+    content_type: str
+    body: bytes
+
+    def encode(self, fp: str) -> bytes:
+        return f"D|{fp}|{self.status:03d}|{self.content_type}\n".encode() + self.body
+
+    @classmethod
+    def decode(cls, record: bytes) -> KeptResponse:
+        head, _, body = record.partition(b"\n")
+        _, _, status, content_type = head.decode().split("|", 3)
+        return cls(int(status), content_type, body)
