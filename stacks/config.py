@@ -1,0 +1,254 @@
+"""Typed configuration of the platform's infrastructure.
+
+One :class:`EnvironmentConfig` per environment (``dev``, ``prod``) holds every number that differs
+between environments (instance classes, task counts, retention days). The templates are built once
+for all environments: each tier carries the sizing of every environment in a CloudFormation
+``Mappings`` section and picks its row with the ``EnvironmentName`` parameter, so the artifact that
+was reviewed and tested is the one that is deployed everywhere (see docs/adr/0100-*).
+
+Values that must not differ between environments (ports, CIDRs, service names) live in
+:class:`PlatformConfig`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ServiceSizing:
+    """Fargate sizing and scaling of one service in one environment."""
+
+    cpu: int
+    """Task CPU units (256 = 0.25 vCPU); a valid Fargate CPU value."""
+
+    memory: int
+    """Task memory in MiB; must be a valid Fargate pairing with ``cpu``."""
+
+    desired_count: int
+    """Tasks the ECS service starts with (autoscaling moves it between min and max)."""
+
+    min_tasks: int
+    """Autoscaling floor; at least 2 so one task per AZ survives an AZ loss."""
+
+    max_tasks: int
+    """Autoscaling ceiling."""
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    """Everything that differs between two environments of the platform."""
+
+    name: str
+    """Environment name: the ``--env`` of the deploy script and the prefix of every stack name."""
+
+    aurora_instance_class: str
+    """DB instance class of each of the two Aurora PostgreSQL instances."""
+
+    aurora_backup_retention_days: int
+    """Days of Aurora automated backups (and of point-in-time recovery); at least 7."""
+
+    performance_insights_retention_days: int
+    """Days Performance Insights keeps its data (7 is the free tier; 731 the maximum)."""
+
+    redis_node_type: str
+    """ElastiCache node type of every Redis node."""
+
+    redis_replicas: int
+    """Read replicas next to the Redis primary; at least 1 for Multi-AZ automatic failover."""
+
+    redis_snapshot_retention_days: int
+    """Days ElastiCache keeps the daily Redis snapshots."""
+
+    log_retention_days: int
+    """Retention of every CloudWatch log group (a value CloudWatch Logs accepts)."""
+
+    audit_retention_days: int
+    """Days CloudTrail and AWS Config objects stay in their buckets before expiring."""
+
+    alb_log_retention_days: int
+    """Days ALB access logs stay in their bucket before expiring."""
+
+    waf_rate_limit_per_5_minutes: int
+    """Requests one client IP may send in any 5 minutes before the WAF rate rule blocks it."""
+
+    rate_limit_per_second: int
+    """RATE_LIMIT_PER_SECOND given to the gateway: sustained requests per tenant per second."""
+
+    rate_limit_burst: int
+    """RATE_LIMIT_BURST given to the gateway: requests a tenant may send at once."""
+
+    session_ttl_seconds: int
+    """SESSION_TTL_SECONDS: lifetime of a session token."""
+
+    gateway: ServiceSizing
+    """Sizing of the public gateway service."""
+
+    ledger: ServiceSizing
+    """Sizing of the internal ledger service."""
+
+    session: ServiceSizing
+    """Sizing of the internal session service."""
+
+    def service(self, name: str) -> ServiceSizing:
+        """The sizing of service ``name`` (``gateway``, ``ledger`` or ``session``)."""
+        sizing = getattr(self, name)
+        if not isinstance(sizing, ServiceSizing):
+            raise KeyError(name)
+        return sizing
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """Facts about one service that hold in every environment."""
+
+    name: str
+    """Service name: ECS service, task family suffix, Service Connect DNS name."""
+
+    port: int
+    """Container port the service listens on."""
+
+    public: bool
+    """True for the one service the ALB forwards to."""
+
+    module: str
+    """Python module the container runs (``python -m <module>``)."""
+
+
+@dataclass(frozen=True)
+class PlatformConfig:
+    """The whole platform: environment-independent facts plus one sizing row per environment."""
+
+    environments: tuple[EnvironmentConfig, ...]
+    """Every environment the templates can be deployed as (the ``EnvironmentName`` allowed values)."""
+
+    services: tuple[ServiceSpec, ...] = (
+        ServiceSpec("gateway", 8000, True, "services.gateway"),
+        ServiceSpec("ledger", 8001, False, "services.ledger"),
+        ServiceSpec("session", 8002, False, "services.session"),
+    )
+    """The three services, all run from the same image."""
+
+    vpc_cidr: str = "10.40.0.0/16"
+    """CIDR of the VPC."""
+
+    public_subnet_cidrs: tuple[str, str] = ("10.40.0.0/24", "10.40.1.0/24")
+    """Public subnets (ALB, NAT gateways), one per AZ."""
+
+    app_subnet_cidrs: tuple[str, str] = ("10.40.16.0/20", "10.40.32.0/20")
+    """Private application subnets (Fargate tasks, interface endpoints), one per AZ."""
+
+    data_subnet_cidrs: tuple[str, str] = ("10.40.64.0/24", "10.40.65.0/24")
+    """Private data subnets (Aurora, Redis), one per AZ, with no route to the internet."""
+
+    database_name: str = "ledger"
+    """Name of the ledger database created in Aurora."""
+
+    database_master_username: str = "ledger_admin"
+    """Aurora master user name; its password is managed by RDS in Secrets Manager."""
+
+    database_port: int = 5432
+    """PostgreSQL port."""
+
+    redis_port: int = 6379
+    """Redis port."""
+
+    aurora_engine_version: str = "16.9"
+    """Aurora PostgreSQL engine version."""
+
+    aurora_monitoring_interval_seconds: int = 30
+    """Enhanced monitoring granularity of the Aurora instances (1, 5, 10, 15, 30 or 60). The same in
+    every environment: it is cheap, and a literal lets static checks see it is enabled."""
+
+    redis_engine_version: str = "7.1"
+    """Redis engine version."""
+
+    cpu_target_percent: int = 70
+    """Target of the CPU target-tracking scaling policy of every service."""
+
+    image_repository_name: str = "fintech-ledger"
+    """Default ECR repository the task execution role may pull from."""
+
+    adot_image: str = "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.1"
+    """Default image of the AWS Distro for OpenTelemetry sidecar."""
+
+    otlp_endpoint: str = "http://127.0.0.1:4317"
+    """OTEL_EXPORTER_OTLP_ENDPOINT of the application containers (the ADOT sidecar)."""
+
+    container_user: str = "10001:10001"
+    """Non-root uid:gid every container runs as (the Dockerfile creates this user)."""
+
+    metrics_namespace: str = "FinTech"
+    """CloudWatch namespace of the application (EMF) metrics."""
+
+    dashboard_name: str = "FinTech-Operations"
+    """Name of the operations dashboard."""
+
+    tags: tuple[tuple[str, str], ...] = field(
+        default=(("Application", "fintech-ledger"), ("ManagedBy", "cloudformation"))
+    )
+    """Tags on every taggable resource (plus ``Environment``)."""
+
+    def environment(self, name: str) -> EnvironmentConfig:
+        """The environment called ``name``; KeyError when there is none."""
+        for env in self.environments:
+            if env.name == name:
+                return env
+        raise KeyError(f"unknown environment {name!r}; known: {', '.join(self.environment_names())}")
+
+    def environment_names(self) -> list[str]:
+        """Names of every environment, in declaration order."""
+        return [env.name for env in self.environments]
+
+    def service(self, name: str) -> ServiceSpec:
+        """The service called ``name``."""
+        for svc in self.services:
+            if svc.name == name:
+                return svc
+        raise KeyError(name)
+
+
+DEV = EnvironmentConfig(
+    name="dev",
+    aurora_instance_class="db.t4g.medium",
+    aurora_backup_retention_days=7,
+    performance_insights_retention_days=7,
+    redis_node_type="cache.t4g.small",
+    redis_replicas=1,
+    redis_snapshot_retention_days=7,
+    log_retention_days=365,
+    audit_retention_days=400,
+    alb_log_retention_days=90,
+    waf_rate_limit_per_5_minutes=2000,
+    rate_limit_per_second=100,
+    rate_limit_burst=200,
+    session_ttl_seconds=900,
+    gateway=ServiceSizing(cpu=512, memory=1024, desired_count=2, min_tasks=2, max_tasks=4),
+    ledger=ServiceSizing(cpu=512, memory=1024, desired_count=2, min_tasks=2, max_tasks=4),
+    session=ServiceSizing(cpu=256, memory=512, desired_count=2, min_tasks=2, max_tasks=4),
+)
+"""A small but complete environment: same topology as prod (2 AZs, 2 of everything), small sizes."""
+
+PROD = EnvironmentConfig(
+    name="prod",
+    aurora_instance_class="db.r7g.large",
+    aurora_backup_retention_days=35,
+    performance_insights_retention_days=31,
+    redis_node_type="cache.r7g.large",
+    redis_replicas=2,
+    redis_snapshot_retention_days=14,
+    log_retention_days=731,
+    audit_retention_days=2557,
+    alb_log_retention_days=365,
+    waf_rate_limit_per_5_minutes=20000,
+    rate_limit_per_second=1000,
+    rate_limit_burst=2000,
+    session_ttl_seconds=900,
+    gateway=ServiceSizing(cpu=1024, memory=2048, desired_count=3, min_tasks=3, max_tasks=12),
+    ledger=ServiceSizing(cpu=2048, memory=4096, desired_count=3, min_tasks=3, max_tasks=12),
+    session=ServiceSizing(cpu=512, memory=1024, desired_count=3, min_tasks=3, max_tasks=8),
+)
+"""Production sizing."""
+
+PLATFORM = PlatformConfig(environments=(DEV, PROD))
+"""The configuration ``./scripts/synth`` and ``./scripts/deploy`` use."""

@@ -1,0 +1,425 @@
+"""Observability tier: the encrypted alarm topic, the alarms, the ``FinTech-Operations`` dashboard and
+the EventBridge rules that forward ECS service errors.
+
+Only AWS-native metrics are used for now. Application (EMF) metrics plug in through
+:func:`app_metric_widgets`: pass the metric names (from ``shared/metrics.py`` once it exists) to
+:func:`build` and they get a dashboard row of their own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from awacs import aws as iam
+from awacs.aws import Allow, Condition, PolicyDocument, Principal, Statement
+from troposphere import Equals, Not, Parameter, Ref, Sub, Template, cloudwatch, events, sns
+
+from stacks.common import new_template, same_account, tags
+from stacks.config import PlatformConfig
+from stacks.naming import ComputeExports, DataExports, NetworkExports, SecurityExports, import_value
+from stacks.security import TABLES
+
+SERVICES = ("gateway", "ledger", "session")
+
+
+def _alarm(
+    t: Template,
+    topic: sns.Topic,
+    title: str,
+    description: str,
+    *,
+    namespace: str = "",
+    metric: str = "",
+    dimensions: dict[str, object] | None = None,
+    statistic: str = "Sum",
+    threshold: float,
+    comparison: str = "GreaterThanThreshold",
+    periods: int = 3,
+    period: int = 60,
+    missing: str = "notBreaching",
+    metrics: list[cloudwatch.MetricDataQuery] | None = None,
+) -> None:
+    props: dict[str, object] = dict(
+        AlarmDescription=description,
+        AlarmActions=[Ref(topic)],
+        OKActions=[Ref(topic)],
+        TreatMissingData=missing,
+        Threshold=threshold,
+        ComparisonOperator=comparison,
+        EvaluationPeriods=periods,
+        DatapointsToAlarm=periods,
+    )
+    if metrics is not None:
+        props["Metrics"] = metrics
+    else:
+        props.update(
+            Namespace=namespace,
+            MetricName=metric,
+            Dimensions=[cloudwatch.MetricDimension(Name=k, Value=v) for k, v in (dimensions or {}).items()],
+            Period=period,
+        )
+        if statistic.startswith("p"):
+            props["ExtendedStatistic"] = statistic
+        else:
+            props["Statistic"] = statistic
+    t.add_resource(cloudwatch.Alarm(title, **props))
+
+
+def _query(
+    qid: str, namespace: str, metric: str, dims: dict[str, object], stat: str = "Maximum"
+) -> cloudwatch.MetricDataQuery:
+    return cloudwatch.MetricDataQuery(
+        Id=qid,
+        ReturnData=False,
+        MetricStat=cloudwatch.MetricStat(
+            Metric=cloudwatch.Metric(
+                Namespace=namespace,
+                MetricName=metric,
+                Dimensions=[cloudwatch.MetricDimension(Name=k, Value=v) for k, v in dims.items()],
+            ),
+            Period=60,
+            Stat=stat,
+        ),
+    )
+
+
+def _alarms(t: Template, topic: sns.Topic) -> None:
+    alb = import_value(t, ComputeExports.ALB_FULL_NAME)
+    tg = import_value(t, ComputeExports.TARGET_GROUP_FULL_NAME)
+    cluster = import_value(t, ComputeExports.CLUSTER_NAME)
+    elb = "AWS/ApplicationELB"
+    _alarm(
+        t,
+        topic,
+        "AlbElb5xxAlarm",
+        "The ALB itself answers 5XX (no healthy target, overload)",
+        namespace=elb,
+        metric="HTTPCode_ELB_5XX_Count",
+        dimensions={"LoadBalancer": alb},
+        threshold=10,
+    )
+    _alarm(
+        t,
+        topic,
+        "AlbTarget5xxAlarm",
+        "Gateway tasks answer 5XX",
+        namespace=elb,
+        metric="HTTPCode_Target_5XX_Count",
+        dimensions={"LoadBalancer": alb},
+        threshold=10,
+    )
+    _alarm(
+        t,
+        topic,
+        "UnhealthyHostsAlarm",
+        "At least one gateway target fails /health/ready",
+        namespace=elb,
+        metric="UnHealthyHostCount",
+        dimensions={"LoadBalancer": alb, "TargetGroup": tg},
+        statistic="Maximum",
+        threshold=0,
+        periods=2,
+    )
+    _alarm(
+        t,
+        topic,
+        "TargetResponseTimeP99Alarm",
+        "p99 latency of the gateway above 1 s",
+        namespace=elb,
+        metric="TargetResponseTime",
+        dimensions={"LoadBalancer": alb},
+        statistic="p99",
+        threshold=1.0,
+        periods=5,
+    )
+    for svc in SERVICES:
+        name = import_value(t, ComputeExports.service_name(svc))
+        for metric, short in (("CPUUtilization", "Cpu"), ("MemoryUtilization", "Memory")):
+            _alarm(
+                t,
+                topic,
+                f"{svc.capitalize()}{short}Alarm",
+                f"{svc} tasks: average {metric} above 85%",
+                namespace="AWS/ECS",
+                metric=metric,
+                dimensions={"ClusterName": cluster, "ServiceName": name},
+                statistic="Average",
+                threshold=85,
+                periods=5,
+                missing="breaching",
+            )
+    db = import_value(t, DataExports.CLUSTER_ID)
+    _alarm(
+        t,
+        topic,
+        "AuroraCpuAlarm",
+        "Aurora CPU above 80%",
+        namespace="AWS/RDS",
+        metric="CPUUtilization",
+        dimensions={"DBClusterIdentifier": db},
+        statistic="Maximum",
+        threshold=80,
+        periods=5,
+    )
+    _alarm(
+        t,
+        topic,
+        "AuroraFreeableMemoryAlarm",
+        "Aurora freeable memory below 256 MiB",
+        namespace="AWS/RDS",
+        metric="FreeableMemory",
+        dimensions={"DBClusterIdentifier": db},
+        statistic="Minimum",
+        threshold=256 * 1024 * 1024,
+        comparison="LessThanThreshold",
+        periods=5,
+    )
+    group = import_value(t, DataExports.REDIS_GROUP_ID)
+    nodes = [Sub(f"${{Group}}-00{i}", Group=group) for i in (1, 2)]
+    for title, metric, threshold, desc in (
+        ("RedisEvictionsAlarm", "Evictions", 0, "Redis evicts keys (memory full)"),
+        ("RedisCpuAlarm", "EngineCPUUtilization", 80, "Redis engine CPU above 80%"),
+    ):
+        queries = [_query(f"n{i}", "AWS/ElastiCache", metric, {"CacheClusterId": n}) for i, n in enumerate(nodes)]
+        queries.append(
+            cloudwatch.MetricDataQuery(Id="worst", Expression="MAX([n0, n1])", Label=metric, ReturnData=True)
+        )
+        _alarm(t, topic, title, desc + " on the primary or replica", threshold=threshold, metrics=queries)
+    throttles = []
+    for i, table in enumerate(TABLES):
+        name = import_value(t, DataExports.table_name(table))
+        for kind in ("Read", "Write"):
+            throttles.append(
+                _query(f"{kind.lower()}{i}", "AWS/DynamoDB", f"{kind}ThrottleEvents", {"TableName": name}, stat="Sum")
+            )
+    ids = ", ".join(q.Id for q in throttles)
+    throttles.append(
+        cloudwatch.MetricDataQuery(Id="total", Expression=f"SUM([{ids}])", Label="Throttles", ReturnData=True)
+    )
+    _alarm(
+        t,
+        topic,
+        "DynamoDbThrottlesAlarm",
+        "DynamoDB throttles read or write requests",
+        threshold=0,
+        periods=2,
+        metrics=throttles,
+    )
+    for i, ref in enumerate(NetworkExports.NAT_GATEWAYS):
+        _alarm(
+            t,
+            topic,
+            f"NatPortAllocationErrors{'AB'[i]}Alarm",
+            f"NAT gateway {'AB'[i]} cannot allocate source ports",
+            namespace="AWS/NATGateway",
+            metric="ErrorPortAllocation",
+            dimensions={"NatGatewayId": import_value(t, ref)},
+            threshold=0,
+            periods=1,
+        )
+
+
+def app_metric_widgets(metric_names: Sequence[str], namespace: str, y: int) -> list[dict[str, object]]:
+    """Dashboard widgets for application (EMF) metrics: one graph per metric, summed over services.
+
+    This is the hook for ``shared/metrics.py``: its metric names go in, widgets come out."""
+    widgets: list[dict[str, object]] = []
+    for i, name in enumerate(sorted(metric_names)):
+        widgets.append(
+            {
+                "type": "metric",
+                "x": (i % 3) * 8,
+                "y": y + (i // 3) * 6,
+                "width": 8,
+                "height": 6,
+                "properties": {
+                    "title": name,
+                    "region": "${AWS::Region}",
+                    "stat": "Sum",
+                    "period": 60,
+                    "metrics": [[namespace, name, "Environment", "${EnvironmentName}"]],
+                },
+            }
+        )
+    return widgets
+
+
+def _graph(title: str, metrics: list[list[object]], x: int, y: int, stat: str = "Sum") -> dict[str, object]:
+    return {
+        "type": "metric",
+        "x": x,
+        "y": y,
+        "width": 8,
+        "height": 6,
+        "properties": {"title": title, "region": "${AWS::Region}", "stat": stat, "period": 60, "metrics": metrics},
+    }
+
+
+def _dashboard_body(platform: PlatformConfig, app_metrics: Sequence[str]) -> str:
+    elb = "AWS/ApplicationELB"
+    lb = ["LoadBalancer", "${Alb}"]
+    widgets: list[dict[str, object]] = [
+        _graph(
+            "ALB requests and 5XX",
+            [[elb, "RequestCount", *lb], [elb, "HTTPCode_ELB_5XX_Count", *lb], [elb, "HTTPCode_Target_5XX_Count", *lb]],
+            0,
+            0,
+        ),
+        _graph("ALB target response time p99", [[elb, "TargetResponseTime", *lb]], 8, 0, stat="p99"),
+        _graph(
+            "Gateway targets healthy / unhealthy",
+            [
+                [elb, "HealthyHostCount", "TargetGroup", "${TargetGroup}", *lb],
+                [elb, "UnHealthyHostCount", "TargetGroup", "${TargetGroup}", *lb],
+            ],
+            16,
+            0,
+            stat="Maximum",
+        ),
+    ]
+    for i, svc in enumerate(SERVICES):
+        dims = ["ClusterName", "${Cluster}", "ServiceName", f"${{{svc.capitalize()}Service}}"]
+        widgets.append(
+            _graph(
+                f"{svc} CPU / memory",
+                [["AWS/ECS", "CPUUtilization", *dims], ["AWS/ECS", "MemoryUtilization", *dims]],
+                i * 8,
+                6,
+                stat="Average",
+            )
+        )
+        widgets.append(
+            _graph(
+                f"{svc} running tasks",
+                [["ECS/ContainerInsights", "RunningTaskCount", *dims]],
+                i * 8,
+                12,
+                stat="Average",
+            )
+        )
+    db = ["DBClusterIdentifier", "${Db}"]
+    widgets += [
+        _graph(
+            "Aurora CPU / connections",
+            [["AWS/RDS", "CPUUtilization", *db], ["AWS/RDS", "DatabaseConnections", *db]],
+            0,
+            18,
+            stat="Maximum",
+        ),
+        _graph("Aurora freeable memory", [["AWS/RDS", "FreeableMemory", *db]], 8, 18, stat="Minimum"),
+        _graph(
+            "Redis CPU / evictions (primary)",
+            [
+                ["AWS/ElastiCache", "EngineCPUUtilization", "CacheClusterId", "${Redis}-001"],
+                ["AWS/ElastiCache", "Evictions", "CacheClusterId", "${Redis}-001"],
+            ],
+            16,
+            18,
+            stat="Maximum",
+        ),
+        _graph(
+            "DynamoDB throttles",
+            [
+                ["AWS/DynamoDB", f"{kind}ThrottleEvents", "TableName", f"${{{tbl.replace('-', '')}Table}}"]
+                for tbl in TABLES
+                for kind in ("Read", "Write")
+            ],
+            0,
+            24,
+        ),
+    ]
+    widgets += app_metric_widgets(app_metrics, platform.metrics_namespace, 30)
+    return json.dumps({"widgets": widgets}, sort_keys=True, separators=(",", ":"))
+
+
+def build(platform: PlatformConfig, app_metrics: Sequence[str] = ()) -> Template:
+    """The observability tier template; ``app_metrics`` adds one dashboard graph per EMF metric."""
+    t = new_template(
+        platform, "observability", "alarm topic, alarms, dashboard and EventBridge rules", with_sizing=False
+    )
+    t.add_parameter(
+        Parameter(
+            "AlarmEmail",
+            Type="String",
+            Default="",
+            AllowedPattern="^([^@\\s]+@[^@\\s]+)?$",
+            Description="Optional e-mail address subscribed to the alarm topic "
+            "(empty: subscribe your pager to the topic instead).",
+        )
+    )
+    t.add_condition("HasAlarmEmail", Not(Equals(Ref("AlarmEmail"), "")))
+    topic = t.add_resource(
+        sns.Topic(
+            "AlarmTopic",
+            DisplayName="FinTech alarms",
+            KmsMasterKeyId=import_value(t, SecurityExports.ALERTS_KEY_ARN),
+            Tags=tags(platform),
+        )
+    )
+    t.add_resource(
+        sns.TopicPolicy(
+            "AlarmTopicPolicy",
+            Topics=[Ref(topic)],
+            PolicyDocument=PolicyDocument(
+                Version="2012-10-17",
+                Statement=[
+                    Statement(
+                        Sid="AlarmsAndRules",
+                        Effect=Allow,
+                        Principal=Principal("Service", ["cloudwatch.amazonaws.com", "events.amazonaws.com"]),
+                        Action=[iam.Action("sns", "Publish")],
+                        Resource=[Ref(topic)],
+                        Condition=Condition(iam.StringEquals(same_account())),
+                    )
+                ],
+            ),
+        )
+    )
+    t.add_resource(
+        sns.SubscriptionResource(
+            "AlarmEmailSubscription",
+            Condition="HasAlarmEmail",
+            TopicArn=Ref(topic),
+            Protocol="email",
+            Endpoint=Ref("AlarmEmail"),
+        )
+    )
+    _alarms(t, topic)
+    variables: dict[str, object] = {
+        "Alb": import_value(t, ComputeExports.ALB_FULL_NAME),
+        "TargetGroup": import_value(t, ComputeExports.TARGET_GROUP_FULL_NAME),
+        "Cluster": import_value(t, ComputeExports.CLUSTER_NAME),
+        "Db": import_value(t, DataExports.CLUSTER_ID),
+        "Redis": import_value(t, DataExports.REDIS_GROUP_ID),
+    }
+    for svc in SERVICES:
+        variables[f"{svc.capitalize()}Service"] = import_value(t, ComputeExports.service_name(svc))
+    for table in TABLES:
+        variables[f"{table.replace('-', '')}Table"] = import_value(t, DataExports.table_name(table))
+    t.add_resource(
+        cloudwatch.Dashboard(
+            "OperationsDashboard",
+            DashboardName=platform.dashboard_name,
+            DashboardBody=Sub(_dashboard_body(platform, app_metrics), **variables),
+        )
+    )
+    cluster_arn = import_value(t, ComputeExports.CLUSTER_ARN)
+    for title, detail_type, detail in (
+        ("EcsServiceErrorsRule", "ECS Service Action", {"eventType": ["ERROR", "WARN"]}),
+        ("EcsDeploymentFailedRule", "ECS Deployment State Change", {"eventName": ["SERVICE_DEPLOYMENT_FAILED"]}),
+    ):
+        t.add_resource(
+            events.Rule(
+                title,
+                Description=f"{detail_type} events of the platform's cluster to the alarm topic",
+                State="ENABLED",
+                EventPattern={
+                    "source": ["aws.ecs"],
+                    "detail-type": [detail_type],
+                    "detail": {**detail, "clusterArn": [cluster_arn]},
+                },
+                Targets=[events.Target(Id="AlarmTopic", Arn=Ref(topic))],
+            )
+        )
+    return t

@@ -1,0 +1,356 @@
+"""Security tier: KMS keys, security groups, the internal-token secret and the ECS IAM roles."""
+
+from __future__ import annotations
+
+from awacs import aws as iam
+from awacs.aws import Allow, Condition, PolicyDocument, Principal, Statement
+from troposphere import GetAtt, Ref, Sub, Template, ec2
+from troposphere import iam as iam_res
+
+from stacks.common import (
+    ENV_PARAM,
+    checkov_skip,
+    kms_key,
+    logs_service_statement,
+    new_template,
+    role_trust,
+    same_account,
+    tags,
+)
+from stacks.config import PlatformConfig
+from stacks.naming import NetworkExports, SecurityExports, add_export, import_value
+from stacks.rotation import rotated_secret
+
+TABLES = ("tenants", "api-keys", "sessions")
+"""DynamoDB tables of the session service (``<prefix><table>``)."""
+
+
+def table_prefix() -> Sub:
+    """DYNAMODB_TABLE_PREFIX of an environment: ``fintech-<env>-``."""
+    return Sub(f"fintech-${{{ENV_PARAM}}}-")
+
+
+def _service_statement(sid: str, service: str, extra: dict[str, object] | None = None) -> Statement:
+    conditions: list[iam.ConditionElement] = [iam.StringEquals(same_account())]
+    if extra:
+        conditions.append(iam.StringLike(extra))
+    return Statement(
+        Sid=sid,
+        Effect=Allow,
+        Principal=Principal("Service", service),
+        Action=[iam.Action("kms", "Decrypt"), iam.Action("kms", "GenerateDataKey*")],
+        Resource=["*"],
+        Condition=Condition(conditions),
+    )
+
+
+def _keys(t: Template, platform: PlatformConfig) -> dict[str, object]:
+    data = kms_key(
+        t,
+        platform,
+        "DataKey",
+        "Encrypts Aurora, Performance Insights, DynamoDB, Redis and the platform's secrets; "
+        "principals use it through IAM policies (the account statement delegates to IAM)",
+    )
+    logs = kms_key(t, platform, "LogsKey", "Encrypts the CloudWatch log groups", [logs_service_statement()])
+    alerts = kms_key(
+        t,
+        platform,
+        "AlertsKey",
+        "Encrypts the alarm SNS topic",
+        [
+            _service_statement("CloudWatchAlarms", "cloudwatch.amazonaws.com"),
+            _service_statement("EventBridgeRules", "events.amazonaws.com"),
+        ],
+    )
+    audit = kms_key(
+        t,
+        platform,
+        "AuditKey",
+        "Encrypts CloudTrail logs and AWS Config deliveries",
+        [
+            _service_statement(
+                "CloudTrail",
+                "cloudtrail.amazonaws.com",
+                {
+                    "kms:EncryptionContext:aws:cloudtrail:arn": Sub(
+                        "arn:${AWS::Partition}:cloudtrail:*:${AWS::AccountId}:trail/*"
+                    )
+                },
+            ),
+            _service_statement("AwsConfig", "config.amazonaws.com"),
+        ],
+    )
+    values = {
+        "data": GetAtt(data, "Arn"),
+        "logs": GetAtt(logs, "Arn"),
+        "alerts": GetAtt(alerts, "Arn"),
+        "audit": GetAtt(audit, "Arn"),
+    }
+    add_export(t, SecurityExports.DATA_KEY_ARN, values["data"])
+    add_export(t, SecurityExports.LOGS_KEY_ARN, values["logs"])
+    add_export(t, SecurityExports.ALERTS_KEY_ARN, values["alerts"])
+    add_export(t, SecurityExports.AUDIT_KEY_ARN, values["audit"])
+    return values
+
+
+def _security_groups(t: Template, platform: PlatformConfig) -> None:
+    vpc = import_value(t, NetworkExports.VPC_ID)
+    groups: dict[str, ec2.SecurityGroup] = {}
+    for name, description in (
+        ("Alb", "Public ALB: HTTPS (and HTTP that only redirects) from the internet"),
+        ("Gateway", "Gateway tasks"),
+        ("Ledger", "Ledger tasks"),
+        ("Session", "Session tasks"),
+        ("Database", "Aurora PostgreSQL"),
+        ("Redis", "ElastiCache Redis"),
+    ):
+        groups[name] = t.add_resource(
+            ec2.SecurityGroup(
+                f"{name}SecurityGroup",
+                GroupDescription=description,
+                VpcId=vpc,
+                SecurityGroupEgress=[
+                    ec2.SecurityGroupRule(
+                        IpProtocol="-1",
+                        CidrIp="127.0.0.1/32",
+                        Description="Placeholder that removes the default allow-all egress",
+                    )
+                ],
+                Tags=tags(platform, Name=Sub(f"${{{ENV_PARAM}}}-{name.lower()}")),
+            )
+        )
+
+    def ingress_cidr(title: str, group: str, port: int, description: str) -> ec2.SecurityGroupIngress:
+        return t.add_resource(
+            ec2.SecurityGroupIngress(
+                title,
+                GroupId=Ref(groups[group]),
+                IpProtocol="tcp",
+                FromPort=port,
+                ToPort=port,
+                CidrIp="0.0.0.0/0",
+                Description=description,
+            )
+        )
+
+    def allow(source: str, target: str, port: int, description: str) -> None:
+        t.add_resource(
+            ec2.SecurityGroupIngress(
+                f"{target}From{source}Ingress",
+                GroupId=Ref(groups[target]),
+                SourceSecurityGroupId=Ref(groups[source]),
+                IpProtocol="tcp",
+                FromPort=port,
+                ToPort=port,
+                Description=description,
+            )
+        )
+        t.add_resource(
+            ec2.SecurityGroupEgress(
+                f"{source}To{target}Egress",
+                GroupId=Ref(groups[source]),
+                DestinationSecurityGroupId=Ref(groups[target]),
+                IpProtocol="tcp",
+                FromPort=port,
+                ToPort=port,
+                Description=description,
+            )
+        )
+
+    ingress_cidr("AlbHttpsIngress", "Alb", 443, "HTTPS from the internet")
+    http = ingress_cidr("AlbHttpIngress", "Alb", 80, "HTTP from the internet; the listener only redirects to HTTPS")
+    checkov_skip(http, ("CKV_AWS_260", "Port 80 only answers a 301 redirect to HTTPS (HttpListener)."))
+    gw, ledger, session = (platform.service(n).port for n in ("gateway", "ledger", "session"))
+    allow("Alb", "Gateway", gw, "ALB to gateway tasks")
+    allow("Gateway", "Ledger", ledger, "Gateway to ledger through Service Connect")
+    allow("Gateway", "Session", session, "Gateway to session through Service Connect")
+    allow("Ledger", "Database", platform.database_port, "Ledger to Aurora PostgreSQL")
+    allow("Gateway", "Redis", platform.redis_port, "Gateway to Redis (idempotency, rate limits)")
+    allow("Session", "Redis", platform.redis_port, "Session to Redis (session cache)")
+    for svc in ("Gateway", "Ledger", "Session"):
+        t.add_resource(
+            ec2.SecurityGroupEgress(
+                f"{svc}HttpsEgress",
+                GroupId=Ref(groups[svc]),
+                IpProtocol="tcp",
+                FromPort=443,
+                ToPort=443,
+                CidrIp="0.0.0.0/0",
+                Description="HTTPS to AWS APIs (VPC endpoints, gateway endpoints, NAT)",
+            )
+        )
+    add_export(t, SecurityExports.ALB_SG, Ref(groups["Alb"]))
+    add_export(t, SecurityExports.DATABASE_SG, Ref(groups["Database"]))
+    add_export(t, SecurityExports.REDIS_SG, Ref(groups["Redis"]))
+    for svc in ("gateway", "ledger", "session"):
+        add_export(t, SecurityExports.service_sg(svc), Ref(groups[svc.capitalize()]))
+
+
+def _policy(name: str, statements: list[Statement]) -> iam_res.Policy:
+    return iam_res.Policy(PolicyName=name, PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements))
+
+
+def _secret_arn(pattern: str) -> Sub:
+    return Sub(f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{pattern}")
+
+
+def _roles(t: Template, platform: PlatformConfig, keys: dict[str, object], internal_secret: object) -> None:
+    log_groups = Sub(
+        f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/fintech/${{{ENV_PARAM}}}/*"
+    )
+    repository = Sub(
+        "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/${Repo}",
+        Repo=Ref("ImageRepositoryName"),
+    )
+    execution = t.add_resource(
+        iam_res.Role(
+            "ExecutionRole",
+            Description="ECS task execution role: pulls the image, writes logs, reads the task secrets",
+            AssumeRolePolicyDocument=role_trust("ecs-tasks.amazonaws.com"),
+            Policies=[
+                _policy(
+                    "pull-log-read-secrets",
+                    [
+                        # ecr:GetAuthorizationToken has no resource-level permission.
+                        Statement(Effect=Allow, Action=[iam.Action("ecr", "GetAuthorizationToken")], Resource=["*"]),
+                        Statement(
+                            Effect=Allow,
+                            Action=[
+                                iam.Action("ecr", "BatchGetImage"),
+                                iam.Action("ecr", "GetDownloadUrlForLayer"),
+                                iam.Action("ecr", "BatchCheckLayerAvailability"),
+                            ],
+                            Resource=[repository],
+                        ),
+                        Statement(
+                            Effect=Allow,
+                            Action=[iam.Action("logs", "CreateLogStream"), iam.Action("logs", "PutLogEvents")],
+                            Resource=[log_groups, Sub("${Groups}:*", Groups=log_groups)],
+                        ),
+                        Statement(
+                            Effect=Allow,
+                            Action=[iam.Action("secretsmanager", "GetSecretValue")],
+                            Resource=[
+                                internal_secret,
+                                # The data tier's secrets: the RDS-managed master secret (named by RDS)
+                                # and the Redis auth secret (named by the data tier).
+                                _secret_arn("rds!cluster-*"),
+                                _secret_arn(f"fintech/${{{ENV_PARAM}}}/redis-auth-*"),
+                            ],
+                        ),
+                        Statement(
+                            Effect=Allow,
+                            Action=[iam.Action("kms", "Decrypt")],
+                            Resource=[keys["data"]],
+                            Condition=Condition(
+                                iam.StringEquals({"kms:ViaService": Sub("secretsmanager.${AWS::Region}.amazonaws.com")})
+                            ),
+                        ),
+                    ],
+                )
+            ],
+            Tags=tags(platform),
+        )
+    )
+    add_export(t, SecurityExports.EXECUTION_ROLE_ARN, GetAtt(execution, "Arn"))
+
+    telemetry = [
+        # X-Ray trace APIs have no resource-level permissions.
+        Statement(
+            Effect=Allow,
+            Action=[
+                iam.Action("xray", "PutTraceSegments"),
+                iam.Action("xray", "PutTelemetryRecords"),
+                iam.Action("xray", "GetSamplingRules"),
+                iam.Action("xray", "GetSamplingTargets"),
+            ],
+            Resource=["*"],
+        ),
+        # EMF metrics from the ADOT sidecar land in the environment's log groups.
+        Statement(
+            Effect=Allow,
+            Action=[
+                iam.Action("logs", "CreateLogStream"),
+                iam.Action("logs", "PutLogEvents"),
+                iam.Action("logs", "DescribeLogStreams"),
+            ],
+            Resource=[log_groups, Sub("${Groups}:*", Groups=log_groups)],
+        ),
+    ]
+    tables = [
+        Sub(
+            f"arn:${{AWS::Partition}}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/"
+            f"fintech-${{{ENV_PARAM}}}-{table}{suffix}"
+        )
+        for table in TABLES
+        for suffix in ("", "/index/*")
+    ]
+    dynamodb = [
+        Statement(
+            Effect=Allow,
+            Action=[
+                iam.Action("dynamodb", a)
+                for a in (
+                    "GetItem",
+                    "BatchGetItem",
+                    "Query",
+                    "PutItem",
+                    "UpdateItem",
+                    "DeleteItem",
+                    "BatchWriteItem",
+                    "ConditionCheckItem",
+                    "DescribeTable",
+                )
+            ],
+            Resource=tables,
+        ),
+        Statement(
+            Effect=Allow,
+            Action=[iam.Action("kms", "Decrypt"), iam.Action("kms", "GenerateDataKey")],
+            Resource=[keys["data"]],
+            Condition=Condition(iam.StringEquals({"kms:ViaService": Sub("dynamodb.${AWS::Region}.amazonaws.com")})),
+        ),
+    ]
+    for svc in ("gateway", "ledger", "session"):
+        statements = list(telemetry) + (dynamodb if svc == "session" else [])
+        role = t.add_resource(
+            iam_res.Role(
+                f"{svc.capitalize()}TaskRole",
+                Description=f"Task role of the {svc} service",
+                AssumeRolePolicyDocument=role_trust("ecs-tasks.amazonaws.com"),
+                Policies=[_policy(f"{svc}-task", statements)],
+                Tags=tags(platform, Service=svc),
+            )
+        )
+        add_export(t, SecurityExports.task_role_arn(svc), GetAtt(role, "Arn"))
+
+
+def build(platform: PlatformConfig) -> Template:
+    """The security tier template."""
+    from troposphere import Parameter
+
+    t = new_template(platform, "security", "KMS keys, security groups, secrets and IAM roles")
+    t.add_parameter(
+        Parameter(
+            "ImageRepositoryName",
+            Type="String",
+            Default=platform.image_repository_name,
+            AllowedPattern="^[a-z0-9][a-z0-9._/-]{1,255}$",
+            Description="ECR repository holding the service image; the execution role may pull only from it.",
+        )
+    )
+    keys = _keys(t, platform)
+    _security_groups(t, platform)
+    secret = rotated_secret(
+        t,
+        platform,
+        "InternalTokenSecret",
+        description="INTERNAL_TOKEN: credential the internal service-to-service endpoints require",
+        kms_key_arn=keys["data"],
+        logs_key_arn=keys["logs"],
+        rotation_days=90,
+    )
+    add_export(t, SecurityExports.INTERNAL_TOKEN_SECRET_ARN, Ref(secret))
+    _roles(t, platform, keys, Ref(secret))
+    return t
