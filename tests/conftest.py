@@ -65,3 +65,8 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         yield conn
     finally:
         await conn.close()
+
+
+# The whole platform as real processes, shared by the session, gateway and e2e suites (one
+# instance per test session; it starts only when a test asks for it).
+from tests.support.platform import api, http_client, platform, tenant_a, tenant_b  # noqa: E402, F401
