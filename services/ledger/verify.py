@@ -178,11 +178,21 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     report = asyncio.run(run(get_settings().database_url, args.expiry_grace))
     if args.json:
-        print(msgspec.json.encode({"ok": report.ok, "accounts": report.accounts, "transfers": report.transfers,
-                                   "discrepancies": report.discrepancies}).decode())
+        print(
+            msgspec.json.encode(
+                {
+                    "ok": report.ok,
+                    "accounts": report.accounts,
+                    "transfers": report.transfers,
+                    "discrepancies": report.discrepancies,
+                }
+            ).decode()
+        )
     else:
-        print(f"verified {report.accounts} accounts and {report.transfers} transfers: "
-              f"{'OK' if report.ok else f'{len(report.discrepancies)} discrepancies'}")
+        print(
+            f"verified {report.accounts} accounts and {report.transfers} transfers: "
+            f"{'OK' if report.ok else f'{len(report.discrepancies)} discrepancies'}"
+        )
         for item in report.discrepancies:
             print(f"  [{item['kind']}] {item['detail']}")
     return 0 if report.ok else 1

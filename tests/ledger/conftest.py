@@ -57,6 +57,8 @@ def client_for(http: aiohttp.ClientSession, process: ServiceProcess, tenant: str
 
 
 @pytest.fixture(params=["grouped", "direct"])
-def ledger(request: pytest.FixtureRequest, ledger_processes: dict[str, ServiceProcess], http: aiohttp.ClientSession) -> ApiClient:
+def ledger(
+    request: pytest.FixtureRequest, ledger_processes: dict[str, ServiceProcess], http: aiohttp.ClientSession
+) -> ApiClient:
     """A client for a fresh tenant on one ledger process (each test runs once per write path)."""
     return client_for(http, ledger_processes[request.param])

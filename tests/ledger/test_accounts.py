@@ -82,8 +82,17 @@ async def test_list_pages_oldest_first_with_currency_filter(ledger: ApiClient) -
 
 
 async def test_bad_list_parameters_are_400(ledger: ApiClient) -> None:
-    for params in ({"limit": "0"}, {"limit": "1001"}, {"limit": "-1"}, {"limit": "ten"}, {"limit": "1e2"},
-                   {"cursor": "garbage!"}, {"cursor": "aDox"}, {"cursor": "x" * 500}, {"currency": "usd"}):
+    for params in (
+        {"limit": "0"},
+        {"limit": "1001"},
+        {"limit": "-1"},
+        {"limit": "ten"},
+        {"limit": "1e2"},
+        {"cursor": "garbage!"},
+        {"cursor": "aDox"},
+        {"cursor": "x" * 500},
+        {"currency": "usd"},
+    ):
         reply = await ledger.call("GET", "/v1/accounts", params=params)
         assert reply.status == 400, params
         assert reply.code == "invalid_request"
@@ -118,9 +127,13 @@ async def test_invalid_account_bodies_are_400_and_write_nothing(ledger: ApiClien
 
 
 async def test_media_type_syntax_and_size_errors(ledger: ApiClient) -> None:
-    no_type = await ledger.call("POST", "/v1/accounts", raw=b'{"currency": "USD"}', headers={"Content-Type": "text/plain"})
+    no_type = await ledger.call(
+        "POST", "/v1/accounts", raw=b'{"currency": "USD"}', headers={"Content-Type": "text/plain"}
+    )
     assert no_type.status == 415 and no_type.code == "unsupported_media_type"
-    broken = await ledger.call("POST", "/v1/accounts", raw=b'{"currency": ', headers={"Content-Type": "application/json"})
+    broken = await ledger.call(
+        "POST", "/v1/accounts", raw=b'{"currency": ', headers={"Content-Type": "application/json"}
+    )
     assert broken.status == 400 and broken.code == "invalid_request"
     huge = b'{"currency": "USD", "metadata": {"k": "' + b"x" * (4 * 1024 * 1024 + 10) + b'"}}'
     too_big = await ledger.call("POST", "/v1/accounts", raw=huge, headers={"Content-Type": "application/json"})

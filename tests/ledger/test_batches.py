@@ -12,8 +12,14 @@ from tests.support.http import ApiClient
 
 
 def item(debit: str, credit: str, amount: int, **fields: Any) -> dict[str, Any]:
-    return {"id": fields.pop("id", str(uuid.uuid4())), "debit_account_id": debit, "credit_account_id": credit,
-            "amount": amount, "currency": "USD", **fields}
+    return {
+        "id": fields.pop("id", str(uuid.uuid4())),
+        "debit_account_id": debit,
+        "credit_account_id": credit,
+        "amount": amount,
+        "currency": "USD",
+        **fields,
+    }
 
 
 async def test_non_atomic_batch_applies_items_in_order_with_per_item_results(ledger: ApiClient) -> None:
@@ -35,7 +41,14 @@ async def test_non_atomic_batch_applies_items_in_order_with_per_item_results(led
     assert [r["index"] for r in results] == list(range(7))
     assert [r["status"] for r in results] == [422, 201, 201, 200, 409, 422, 404]
     assert [r.get("error", {}).get("code") for r in results] == [
-        "exceeds_credits", None, None, None, "id_conflict", "exceeds_credits", "account_not_found"]
+        "exceeds_credits",
+        None,
+        None,
+        None,
+        "id_conflict",
+        "exceeds_credits",
+        "account_not_found",
+    ]
     assert results[3]["transfer"] == results[2]["transfer"]
     funded_now = (await ledger.call("GET", f"/v1/accounts/{funded['id']}")).body
     assert (funded_now["credits_posted"], funded_now["debits_posted"]) == (30, 25)
@@ -45,8 +58,12 @@ async def test_atomic_batch_is_all_or_nothing(ledger: ApiClient, db: asyncpg.Con
     funded = await ledger.create_account(flags={"debits_must_not_exceed_credits": True})
     source, sink = await ledger.create_account(), await ledger.create_account()
     before = await db.fetchval("SELECT count(*) FROM transfers")
-    failing = [item(source["id"], funded["id"], 10), item(funded["id"], sink["id"], 11),
-               item(funded["id"], sink["id"], 10), item(funded["id"], funded["id"], 1)]
+    failing = [
+        item(source["id"], funded["id"], 10),
+        item(funded["id"], sink["id"], 11),
+        item(funded["id"], sink["id"], 10),
+        item(funded["id"], funded["id"], 1),
+    ]
     reply = await ledger.call("POST", "/v1/transfers/batch", {"transfers": failing, "atomic": True})
     assert reply.status == 422 and reply.code == "batch_failed"
     assert [(e["index"], e["code"]) for e in reply.body["errors"]] == [(1, "exceeds_credits"), (3, "same_account")]

@@ -32,8 +32,9 @@ async def test_single_transfer_moves_money_and_replays(ledger: ApiClient, db: as
     replay = await ledger.transfer(a["id"], b["id"], 250, id=transfer_id, metadata={"ref": "inv-1"})
     assert replay.status == 200 and replay.body == t
     # Defaults filled in are the same request.
-    same = await ledger.transfer(a["id"], b["id"], 250, id=transfer_id, metadata={"ref": "inv-1"},
-                                 pending=False, timeout_seconds=0)
+    same = await ledger.transfer(
+        a["id"], b["id"], 250, id=transfer_id, metadata={"ref": "inv-1"}, pending=False, timeout_seconds=0
+    )
     assert same.status == 200
     for change in ({"amount": 251}, {"metadata": {}}, {"currency": "EUR"}, {"pending": True}):
         body: dict[str, Any] = {"id": transfer_id, "metadata": {"ref": "inv-1"}, **change}
@@ -138,8 +139,14 @@ async def test_invalid_transfer_bodies_are_400_and_write_nothing(
     ledger: ApiClient, db: asyncpg.Connection, change: dict[str, Any]
 ) -> None:
     a, b = await ledger.create_account(), await ledger.create_account()
-    body = {"id": str(uuid.uuid4()), "debit_account_id": a["id"], "credit_account_id": b["id"], "amount": 5,
-            "currency": "USD", **change}
+    body = {
+        "id": str(uuid.uuid4()),
+        "debit_account_id": a["id"],
+        "credit_account_id": b["id"],
+        "amount": 5,
+        "currency": "USD",
+        **change,
+    }
     before = await counts(db)
     reply = await ledger.call("POST", "/v1/transfers", body)
     assert reply.status == 400, reply.body
@@ -149,8 +156,17 @@ async def test_invalid_transfer_bodies_are_400_and_write_nothing(
 
 
 async def test_missing_required_fields_and_non_objects_are_400(ledger: ApiClient) -> None:
-    for raw in (b"{}", b"[]", b"null", b"1", b'"x"', b'{"id": "' + str(uuid.uuid4()).encode() + b'"}',
-                b'{"amount": 1e2}', b'{"amount": NaN}', b'{"amount": Infinity}'):
+    for raw in (
+        b"{}",
+        b"[]",
+        b"null",
+        b"1",
+        b'"x"',
+        b'{"id": "' + str(uuid.uuid4()).encode() + b'"}',
+        b'{"amount": 1e2}',
+        b'{"amount": NaN}',
+        b'{"amount": Infinity}',
+    ):
         reply = await ledger.call("POST", "/v1/transfers", raw=raw, headers={"Content-Type": "application/json"})
         assert reply.status == 400, raw
 

@@ -86,9 +86,7 @@ async def test_expiry_releases_without_anyone_looking(ledger: ApiClient, db: asy
             break
         await asyncio.sleep(0.05)
     assert status == "expired"
-    pending = await db.fetchval(
-        "SELECT debits_pending FROM accounts WHERE id = $1", uuid.UUID(a["id"])
-    )
+    pending = await db.fetchval("SELECT debits_pending FROM accounts WHERE id = $1", uuid.UUID(a["id"]))
     assert pending == 0
     expired = await ledger.call("GET", f"/v1/transfers/{hold.body['id']}")
     assert expired.body["status"] == "expired"
