@@ -1,0 +1,57 @@
+"""Per-tenant rate limit with RateLimit headers, observable on a gateway with a very low limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.api import Api, Tenant
+from tests.support.platform import Platform, quick_tenant
+from tests.support.processes import ServiceProcess
+
+
+@pytest.fixture(scope="module")
+def strict_gateway(platform: Platform) -> ServiceProcess:
+    # One request per 100 s after a burst of 3: no refill can happen while the test runs.
+    return platform.extra_gateway(RATE_LIMIT_PER_SECOND="0.01", RATE_LIMIT_BURST="3")
+
+
+async def test_past_the_burst_requests_get_429_with_retry_after(
+    api: Api, platform: Platform, strict_gateway: ServiceProcess
+) -> None:
+    tenant = await quick_tenant(platform, api)
+    remaining = []
+    for _ in range(3):
+        reply = await api.call("GET", "/v1/accounts", token=tenant.token, base_url=strict_gateway.url)
+        assert reply.status == 200, reply
+        assert reply.headers["RateLimit-Limit"] == "3"
+        remaining.append(int(reply.headers["RateLimit-Remaining"]))
+        assert int(reply.headers["RateLimit-Reset"]) >= 1
+    assert remaining == [2, 1, 0]
+    limited = await api.call("POST", "/v1/accounts", json={"currency": "USD"}, token=tenant.token,
+                             base_url=strict_gateway.url)
+    assert (limited.status, limited.code) == (429, "rate_limited")
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert limited.headers["RateLimit-Remaining"] == "0"
+    # Nothing was applied by the refused request (asked of the ledger itself: the tenant is limited
+    # on every gateway, since the limit state is shared in Redis).
+    internal = {"X-Internal-Token": platform.env["INTERNAL_TOKEN"], "X-Tenant-Id": tenant.tenant_id}
+    listed = await api.call("GET", "/v1/accounts", headers=internal, base_url=platform.ledger.url)
+    assert listed.json["data"] == []
+
+
+async def test_limits_are_per_tenant(api: Api, platform: Platform, strict_gateway: ServiceProcess) -> None:
+    busy, quiet = await quick_tenant(platform, api), await quick_tenant(platform, api)
+    for _ in range(4):
+        await api.call("GET", "/v1/accounts", token=busy.token, base_url=strict_gateway.url)
+    assert (await api.call("GET", "/v1/accounts", token=busy.token, base_url=strict_gateway.url)).status == 429
+    reply = await api.call("GET", "/v1/accounts", token=quiet.token, base_url=strict_gateway.url)
+    assert reply.status == 200
+
+
+async def test_every_authenticated_response_has_ratelimit_headers(api: Api, tenant_a: Tenant) -> None:
+    for method, path in [("GET", "/v1/accounts"), ("GET", f"/v1/accounts/{'0' * 8}-0000-4000-8000-{'0' * 12}"),
+                         ("GET", "/v1/accounts?limit=0"), ("POST", "/v1/transfers")]:
+        reply = await api.call(method, path, token=tenant_a.token, json={} if method == "POST" else None)
+        assert reply.status < 500
+        for header in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"):
+            assert header in reply.headers, (path, reply)
