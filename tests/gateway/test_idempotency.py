@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -107,7 +108,7 @@ async def test_a_repeat_while_the_first_is_in_flight_is_409(api: Api, platform: 
             if claim is not None:
                 break
             await asyncio.sleep(0.01)
-        assert claim is not None and claim.startswith(b"P|")
+        assert claim is not None and cast(bytes, claim).startswith(b"P|")
         second = await _post_account(api, tenant, key, b'{"currency": "USD"}')
         assert (second.status, second.code) == (409, "idempotency_key_in_use")
         assert second.headers["Retry-After"] == "1"
