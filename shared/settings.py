@@ -122,6 +122,12 @@ class Settings:
     )
     """Longest the ledger sleeps between sweeps of expired pending transfers."""
 
+    verifier_interval_seconds: float = field(
+        default_factory=lambda: _env_float("VERIFIER_INTERVAL_SECONDS", 300.0)
+    )
+    """How often a ledger process runs the invariant verifier and reports it as a metric (0: never).
+    An advisory lock lets only one process of the fleet run it at a time."""
+
     log_level: str = field(default_factory=lambda: _env_str("LOG_LEVEL", "INFO"))
     """Level of the JSON log lines (DEBUG, INFO, WARNING, ERROR)."""
 

@@ -12,8 +12,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -25,6 +27,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import PROBLEM_MEDIA_TYPE, ErrorCode, ErrorItem, ProblemError, encode_problem
 from shared.logging import request_id_var, trace_header_var
+from shared.metrics import current_metrics
 
 T = TypeVar("T")
 
@@ -38,6 +41,9 @@ JSON_MEDIA_TYPE = "application/json"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _SAFE_TRACE_HEADER = re.compile(r"^[A-Za-z0-9=;:.\-]{1,256}$")
 _FIELD_PATH = re.compile(r"at `\$(?P<path>[^`]*)`")
+
+error_code_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("error_code", default=None)
+"""The ``code`` of the problem this request answered with, for the request metrics."""
 
 
 class RequestContextMiddleware:
@@ -65,10 +71,15 @@ class RequestContextMiddleware:
             request_id = uuid.uuid4().hex
         request_id_token = request_id_var.set(request_id)
         trace_token = trace_header_var.set(trace_header)
+        code_token = error_code_var.set(None)
         header_value = request_id.encode()
+        started = time.perf_counter()
+        status = 500
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", header_value))
                 message["headers"] = headers
@@ -77,8 +88,12 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            metrics = current_metrics()
+            if metrics is not None and not scope["path"].startswith("/health/"):
+                metrics.request(status, (time.perf_counter() - started) * 1000, error_code_var.get())
             request_id_var.reset(request_id_token)
             trace_header_var.reset(trace_token)
+            error_code_var.reset(code_token)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
@@ -87,6 +102,7 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def problem_response(error: ProblemError) -> Response[bytes]:
+    error_code_var.set(error.code.value)
     return Response(
         content=encode_problem(error, request_id_var.get()),
         status_code=error.status,

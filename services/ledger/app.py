@@ -10,6 +10,7 @@ from litestar.middleware import DefineMiddleware
 
 from services.ledger.routes import ROUTES
 from services.ledger.runtime import LedgerRuntime
+from shared.metrics import configure_metrics, emitting
 from shared.settings import Settings, get_settings
 from shared.web import MAX_BODY_BYTES, RequestContextMiddleware, exception_handlers, health_routes
 
@@ -23,7 +24,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ledger = await LedgerRuntime.start(settings)
         runtime["ledger"] = app.state.ledger = ledger
         try:
-            yield
+            async with emitting(configure_metrics("ledger")):
+                yield
         finally:
             await ledger.stop()
 

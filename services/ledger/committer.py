@@ -24,6 +24,7 @@ from services.ledger import store
 from services.ledger.db import DATABASE_DOWN, connection
 from services.ledger.rules import Outcome, WriteRequest
 from shared.errors import ProblemError
+from shared.metrics import GROUP_SIZE, TRANSFERS_COMMITTED, current_metrics
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,14 @@ class GroupCommitter:
         self._enabled = enabled
         self._queue: deque[_Waiter] = deque()
         self._inflight: set[asyncio.Task[None]] = set()
-        self.groups_committed = 0
-        self.requests_committed = 0
 
     async def submit(self, request: WriteRequest) -> list[Outcome]:
         """Apply ``request`` (in a group when enabled) and return one outcome per operation."""
         if not self._enabled:
             async with connection(self._pool) as conn:
-                return (await store.apply_requests(conn, [request]))[0]
+                results = await store.apply_requests(conn, [request])
+            self._record(1, results)
+            return results[0]
         future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
         self._queue.append((request, future))
         self._start_groups()
@@ -84,8 +85,7 @@ class GroupCommitter:
                     log.exception("group transaction failed; re-running its requests one by one")
                     await self._commit_one_by_one(conn, group)
                     return
-            self.groups_committed += 1
-            self.requests_committed += len(group)
+            self._record(len(group), results)
             for (_, future), outcomes in zip(group, results, strict=True):
                 if not future.done():
                     future.set_result(outcomes)
@@ -96,6 +96,13 @@ class GroupCommitter:
                     future.set_exception(error)
             if not isinstance(exc, Exception):
                 raise
+
+    def _record(self, requests: int, results: list[list[Outcome]]) -> None:
+        committed = sum(o.applied for outcomes in results for o in outcomes)
+        metrics = current_metrics()
+        if metrics is not None:
+            metrics.count(TRANSFERS_COMMITTED, committed)
+            metrics.sample(GROUP_SIZE, requests)
 
     async def _commit_one_by_one(self, conn: asyncpg.Connection, group: list[_Waiter]) -> None:
         for request, future in group:

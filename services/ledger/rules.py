@@ -15,7 +15,7 @@ Rule order for a new transfer (the first failing rule answers): id replay / ``id
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -116,6 +116,8 @@ class Outcome:
     code: ErrorCode | None = None
     detail: str = ""
     field: str | None = None
+    applied: bool = False
+    """True when this operation changed the ledger (not for replays, errors or rolled-back items)."""
 
 
 def _fail(code: ErrorCode, detail: str, field: str | None = None) -> Outcome:
@@ -180,6 +182,7 @@ class LedgerState:
         outcomes = [self._apply_one(op) for op in request.operations]
         if request.atomic and any(o.code is not None for o in outcomes):
             self._rollback(checkpoint)
+            outcomes = [replace(o, applied=False) for o in outcomes]
         return outcomes
 
     def _apply_one(self, op: Operation) -> Outcome:
@@ -265,7 +268,7 @@ class LedgerState:
         key = (tenant_id, body.id)
         self.transfers[key] = transfer
         self._undo.append((None, "__new__", key))
-        return Outcome(status=201, transfer=transfer)
+        return Outcome(status=201, transfer=transfer, applied=True)
 
     def _resolve(self, transfer: TransferState, status: str, posted: int) -> Outcome:
         """Post ``posted`` of a reservation (0 for a void) and release the rest."""
@@ -281,4 +284,4 @@ class LedgerState:
         self._set(transfer, "posted_amount", posted)
         self._set(transfer, "updated_at", self.now)
         self._set(transfer, "resolved_seq", self._next_seq())
-        return Outcome(status=200, transfer=transfer)
+        return Outcome(status=200, transfer=transfer, applied=True)

@@ -12,7 +12,9 @@ import asyncpg
 from services.ledger import store
 from services.ledger.committer import GroupCommitter
 from services.ledger.db import DATABASE_DOWN, create_pool
+from services.ledger.verify import verify
 from shared.errors import ProblemError
+from shared.metrics import VERIFIER_DISCREPANCIES, current_metrics
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -22,13 +24,18 @@ NEXT_EXPIRY = (
 )
 
 
+VERIFIER_LOCK = 0x7E21F1
+"""Advisory lock held while a verifier run is in progress: one run at a time across the fleet."""
+
+
 @dataclass
 class LedgerRuntime:
     pool: asyncpg.Pool
     committer: GroupCommitter
     internal_token: bytes
     sweep_interval: float
-    _sweeper: asyncio.Task[None] | None = field(default=None, init=False)
+    verifier_interval: float
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
     @classmethod
     async def start(cls, settings: Settings) -> LedgerRuntime:
@@ -39,16 +46,25 @@ class LedgerRuntime:
             max_inflight=settings.group_commit_max_inflight,
             enabled=settings.group_commit_enabled,
         )
-        runtime = cls(pool, committer, settings.internal_token.encode(), settings.expiry_sweep_interval_seconds)
-        runtime._sweeper = asyncio.create_task(runtime._sweep_forever(), name="expiry-sweeper")
+        runtime = cls(
+            pool,
+            committer,
+            settings.internal_token.encode(),
+            settings.expiry_sweep_interval_seconds,
+            settings.verifier_interval_seconds,
+        )
+        runtime._tasks.append(asyncio.create_task(runtime._sweep_forever(), name="expiry-sweeper"))
+        if runtime.verifier_interval > 0:
+            runtime._tasks.append(asyncio.create_task(runtime._verify_forever(), name="verifier"))
         return runtime
 
     async def stop(self) -> None:
-        """Graceful: stop sweeping, let committing groups finish, then close the connections."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        """Graceful: stop background work, let committing groups finish, then close the connections."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+                await task
         await self.committer.drain()
         await self.pool.close()
 
@@ -84,3 +100,28 @@ class LedgerRuntime:
                 log.exception("expiry sweep failed")
                 delay = 1.0
             await asyncio.sleep(delay)
+
+    async def _verify_forever(self) -> None:
+        """Run the verifier periodically and publish its result as the VerifierDiscrepancies metric."""
+        while True:
+            await asyncio.sleep(self.verifier_interval)
+            try:
+                async with self.pool.acquire(timeout=5) as conn:
+                    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", VERIFIER_LOCK):
+                        continue
+                    try:
+                        report = await verify(conn)
+                    finally:
+                        await conn.execute("SELECT pg_advisory_unlock($1)", VERIFIER_LOCK)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("verifier run failed")
+                continue
+            metrics = current_metrics()
+            if metrics is not None:
+                metrics.gauge(VERIFIER_DISCREPANCIES, len(report.discrepancies))
+            if report.ok:
+                log.info("verifier: consistent", extra={"accounts": report.accounts, "transfers": report.transfers})
+            else:
+                log.error("verifier: discrepancies found", extra={"discrepancies": report.discrepancies})
