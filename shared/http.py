@@ -32,6 +32,8 @@ TENANT_HEADER = "X-Tenant-Id"
 
 T = TypeVar("T")
 
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 log = logging.getLogger(__name__)
 
 
@@ -119,6 +121,21 @@ class ServiceClient:
         url = f"{self.base_url}{path}"
         if query:
             url = f"{url}?{query}"
+        # A read may be retried once when a pooled keep-alive connection turns out to be dead (the
+        # upstream restarted); a write never is: it may have been applied.
+        attempts = 2 if method in _SAFE_METHODS else 1
+        for attempt in range(attempts):
+            try:
+                return await self._send(method, url, body, headers)
+            except aiohttp.ServerDisconnectedError:
+                if attempt + 1 == attempts:
+                    raise UpstreamUnavailable(self.name, "disconnected", maybe_applied=True) from None
+        raise AssertionError("unreachable")
+
+    async def _send(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str] | None
+    ) -> UpstreamResponse:
+        assert self._session is not None
         try:
             async with self._session.request(
                 method, url, data=body, headers=self._headers(headers), allow_redirects=False
@@ -130,6 +147,8 @@ class ServiceClient:
                     content_type=response.headers.get("Content-Type", "application/json"),
                     retry_after=response.headers.get("Retry-After"),
                 )
+        except aiohttp.ServerDisconnectedError:
+            raise
         except aiohttp.ClientConnectorError as exc:
             log.warning("upstream unreachable", extra={"upstream": self.name, "error": str(exc)})
             raise UpstreamUnavailable(self.name, "connection refused", maybe_applied=False) from exc

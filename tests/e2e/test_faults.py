@@ -1,0 +1,120 @@
+"""Each dependency stopped in turn: 503 ``unavailable`` with Retry-After, never a 500, never a write
+the client was told failed; after a restart the platform recovers by itself.
+
+Every test restores what it stopped (in ``finally``), since the platform is shared.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from tests.support.api import Api, Reply, Tenant
+from tests.support.platform import Platform, quick_tenant
+from tests.support.processes import http_status
+
+
+def _unavailable(reply: Reply) -> None:
+    assert (reply.status, reply.code) == (503, "unavailable"), reply
+    assert int(reply.headers["Retry-After"]) >= 1
+    assert reply.headers["Content-Type"].startswith("application/problem+json")
+
+
+async def _ledger_accounts(api: Api, platform: Platform, tenant: Tenant) -> list[str]:
+    """The tenant's accounts as the ledger itself has them (bypassing the gateway)."""
+    headers = {"X-Internal-Token": platform.env["INTERNAL_TOKEN"], "X-Tenant-Id": tenant.tenant_id}
+    reply = await api.call("GET", "/v1/accounts?limit=1000", headers=headers, base_url=platform.ledger.url)
+    assert reply.status == 200, reply
+    return [a["id"] for a in reply.json["data"]]
+
+
+@contextmanager
+def stopped(platform: Platform, name: str) -> Iterator[None]:
+    piece = getattr(platform, name)
+    piece.stop()
+    try:
+        yield
+    finally:
+        piece.start()
+        platform.wait_ready()
+
+
+async def test_ledger_down(api: Api, platform: Platform) -> None:
+    tenant = await quick_tenant(platform, api)
+    account = await api.account(tenant)
+    other = await api.account(tenant)
+    transfer = {"id": str(uuid.uuid4()), "debit_account_id": account["id"], "credit_account_id": other["id"],
+                "amount": 7, "currency": "USD"}
+    key = {"Idempotency-Key": "during-ledger-outage"}
+    with stopped(platform, "ledger"):
+        _unavailable(await api.call("GET", f"/v1/accounts/{account['id']}", token=tenant.token))
+        _unavailable(await api.call("POST", "/v1/transfers", json=transfer, token=tenant.token, headers=key))
+        _unavailable(await api.call("POST", "/v1/accounts", json={"currency": "USD"}, token=tenant.token))
+        assert http_status(f"{platform.gateway.url}/health/ready") == 503
+        assert http_status(f"{platform.gateway.url}/health/live") == 200
+        # What does not need the ledger keeps working.
+        assert (await api.call("POST", "/v1/sessions", json={"api_key": tenant.api_key})).status == 201
+    # The 503 was not kept: the same key runs afresh, and the transfer is applied once.
+    after = await api.call("POST", "/v1/transfers", json=transfer, token=tenant.token, headers=key)
+    assert after.status == 201, after
+    assert "Idempotent-Replayed" not in after.headers
+    history = await api.call("GET", f"/v1/accounts/{account['id']}/transfers", token=tenant.token)
+    assert [t["id"] for t in history.json["data"]] == [transfer["id"]]
+    assert await _ledger_accounts(api, platform, tenant) == [account["id"], other["id"]]
+
+
+async def test_session_service_down(api: Api, platform: Platform) -> None:
+    tenant = await quick_tenant(platform, api)
+    with stopped(platform, "session"):
+        _unavailable(await api.call("POST", "/v1/sessions", json={"api_key": tenant.api_key}))
+        _unavailable(await api.call("GET", "/v1/accounts", token="st_never-seen-token-0123456789"))
+        _unavailable(await api.call("DELETE", "/v1/sessions/current", token=tenant.token))
+        # A session already in the Redis cache keeps working (see ADR 0020).
+        assert (await api.call("GET", "/v1/accounts", token=tenant.token)).status == 200
+        assert http_status(f"{platform.gateway.url}/health/ready") == 503
+    assert (await api.call("POST", "/v1/sessions", json={"api_key": tenant.api_key})).status == 201
+    unknown = await api.call("GET", "/v1/accounts", token="st_never-seen-token-0123456789")
+    assert (unknown.status, unknown.code) == (401, "unauthorized")
+    assert (await api.call("DELETE", "/v1/sessions/current", token=tenant.token)).status == 204
+
+
+async def test_redis_down(api: Api, platform: Platform) -> None:
+    tenant = await quick_tenant(platform, api)
+    kept = await api.call("POST", "/v1/accounts", json={"currency": "USD"}, token=tenant.token,
+                          headers={"Idempotency-Key": "before-outage"})
+    assert kept.status == 201
+    with stopped(platform, "redis"):
+        _unavailable(await api.call("GET", "/v1/accounts", token=tenant.token))
+        for key in (None, "during-outage"):
+            reply = await api.call("POST", "/v1/accounts", json={"currency": "USD"}, token=tenant.token,
+                                   headers={"Idempotency-Key": key} if key else {})
+            _unavailable(reply)
+        _unavailable(await api.call("DELETE", "/v1/sessions/current", token=tenant.token))
+        # Login only needs DynamoDB (the cache fill is best effort).
+        late = await api.call("POST", "/v1/sessions", json={"api_key": tenant.api_key})
+        assert late.status == 201
+        # Nothing the client was told failed was written.
+        assert await _ledger_accounts(api, platform, tenant) == [kept.json["id"]]
+    # Redis' append-only file kept the session cache and the idempotency records.
+    replay = await api.call("POST", "/v1/accounts", json={"currency": "USD"}, token=tenant.token,
+                            headers={"Idempotency-Key": "before-outage"})
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert (await api.call("GET", "/v1/accounts", token=late.json["token"])).status == 200
+    again = await api.call("POST", "/v1/accounts", json={"currency": "USD"}, token=tenant.token,
+                           headers={"Idempotency-Key": "during-outage"})
+    assert again.status == 201
+    assert "Idempotent-Replayed" not in again.headers
+
+
+async def test_dynamodb_unresponsive(api: Api, platform: Platform) -> None:
+    """A frozen DynamoDB endpoint: logins time out into 503; cached sessions keep working."""
+    tenant = await quick_tenant(platform, api)
+    platform.dynamodb.freeze()
+    try:
+        _unavailable(await api.call("POST", "/v1/sessions", json={"api_key": tenant.api_key}))
+        _unavailable(await api.call("GET", "/v1/accounts", token="st_never-seen-token-0123456789"))
+        assert (await api.call("GET", "/v1/accounts", token=tenant.token)).status == 200
+    finally:
+        platform.dynamodb.thaw()
+    assert (await api.call("POST", "/v1/sessions", json={"api_key": tenant.api_key})).status == 201
