@@ -34,15 +34,7 @@ def _trail(t: Template, platform: PlatformConfig, audit_key: object, access_logs
         "TrailBucket",
         expire_days=sizing("AuditRetentionDays"),
         kms_key_arn=audit_key,
-        access_log_bucket=access_logs,
-    )  # type: ignore[arg-type]
-    checkov_skip(
-        bucket,
-        (
-            "CKV_AWS_144",
-            "Audit copies across regions are the org-level trail's job "
-            "(see docs/ha_backup.md); this trail already records every region.",
-        ),
+        access_log_bucket=access_logs,  # type: ignore[arg-type]
     )
     service = Principal("Service", "cloudtrail.amazonaws.com")
     source = Condition(iam.StringEquals({"aws:SourceArn": trail_arn}))
@@ -115,13 +107,6 @@ def _trail(t: Template, platform: PlatformConfig, audit_key: object, access_logs
         CloudWatchLogsRoleArn=GetAtt(role, "Arn"),
         Tags=tags(platform),
     )
-    checkov_skip(
-        trail,
-        (
-            "CKV_AWS_252",
-            "Log delivery is watched through CloudWatch Logs; per-file SNS notifications would only add noise.",
-        ),
-    )
     t.add_resource(trail)
 
 
@@ -132,10 +117,7 @@ def _config(t: Template, platform: PlatformConfig, audit_key: object, access_log
         "ConfigBucket",
         expire_days=sizing("AuditRetentionDays"),
         kms_key_arn=audit_key,
-        access_log_bucket=access_logs,
-    )  # type: ignore[arg-type]
-    checkov_skip(
-        bucket, ("CKV_AWS_144", "Config snapshots are reproducible from the recorder; no cross-region copy needed.")
+        access_log_bucket=access_logs,  # type: ignore[arg-type]
     )
     service = Principal("Service", "config.amazonaws.com")
     account = Condition(iam.StringEquals({"aws:SourceAccount": Ref("AWS::AccountId")}))
@@ -210,8 +192,6 @@ def build(platform: PlatformConfig) -> Template:
     checkov_skip(
         access_logs,
         ("CKV_AWS_18", "Server access log destination of the audit buckets; it cannot log to itself."),
-        ("CKV_AWS_145", "S3 server access logging only delivers to SSE-S3 buckets."),
-        ("CKV_AWS_144", "Access logs of in-region audit buckets; no cross-region copy needed."),
     )
     bucket_policy(
         t,

@@ -144,8 +144,6 @@ def build_edge(t: Template, platform: PlatformConfig, logs_key: object) -> Edge:
     checkov_skip(
         bucket,
         ("CKV_AWS_18", "This bucket is itself a log destination; logging it would log the logs."),
-        ("CKV_AWS_145", "ALB access logs can only be delivered to SSE-S3 (AES256) buckets."),
-        ("CKV_AWS_144", "Access logs are operational data kept in-region; no cross-region copy needed."),
     )
     policy = bucket_policy(
         t,

@@ -10,7 +10,6 @@ from troposphere import iam as iam_res
 
 from stacks.common import (
     ENV_PARAM,
-    checkov_skip,
     kms_key,
     log_group,
     logs_service_statement,
@@ -38,11 +37,6 @@ def _subnet(
     if kind == "public":
         props["MapPublicIpOnLaunch"] = True
     subnet = ec2.Subnet(title, **props)
-    if kind == "public":
-        checkov_skip(
-            subnet,
-            ("CKV_AWS_130", "Public subnet by design: it holds only the internet-facing ALB and NAT gateways."),
-        )
     return template.add_resource(subnet)
 
 

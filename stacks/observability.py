@@ -8,7 +8,6 @@ Only AWS-native metrics are used for now. Application (EMF) metrics plug in thro
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from awacs import aws as iam
@@ -17,10 +16,9 @@ from troposphere import Equals, Not, Parameter, Ref, Sub, Template, cloudwatch, 
 
 from stacks.common import new_template, same_account, tags
 from stacks.config import PlatformConfig
+from stacks.dashboard import SERVICES, dashboard_body
 from stacks.naming import ComputeExports, DataExports, NetworkExports, SecurityExports, import_value
 from stacks.security import TABLES
-
-SERVICES = ("gateway", "ledger", "session")
 
 
 def _alarm(
@@ -220,119 +218,6 @@ def _alarms(t: Template, topic: sns.Topic) -> None:
         )
 
 
-def app_metric_widgets(metric_names: Sequence[str], namespace: str, y: int) -> list[dict[str, object]]:
-    """Dashboard widgets for application (EMF) metrics: one graph per metric, summed over services.
-
-    This is the hook for ``shared/metrics.py``: its metric names go in, widgets come out."""
-    widgets: list[dict[str, object]] = []
-    for i, name in enumerate(sorted(metric_names)):
-        widgets.append(
-            {
-                "type": "metric",
-                "x": (i % 3) * 8,
-                "y": y + (i // 3) * 6,
-                "width": 8,
-                "height": 6,
-                "properties": {
-                    "title": name,
-                    "region": "${AWS::Region}",
-                    "stat": "Sum",
-                    "period": 60,
-                    "metrics": [[namespace, name, "Environment", "${EnvironmentName}"]],
-                },
-            }
-        )
-    return widgets
-
-
-def _graph(title: str, metrics: list[list[object]], x: int, y: int, stat: str = "Sum") -> dict[str, object]:
-    return {
-        "type": "metric",
-        "x": x,
-        "y": y,
-        "width": 8,
-        "height": 6,
-        "properties": {"title": title, "region": "${AWS::Region}", "stat": stat, "period": 60, "metrics": metrics},
-    }
-
-
-def _dashboard_body(platform: PlatformConfig, app_metrics: Sequence[str]) -> str:
-    elb = "AWS/ApplicationELB"
-    lb = ["LoadBalancer", "${Alb}"]
-    widgets: list[dict[str, object]] = [
-        _graph(
-            "ALB requests and 5XX",
-            [[elb, "RequestCount", *lb], [elb, "HTTPCode_ELB_5XX_Count", *lb], [elb, "HTTPCode_Target_5XX_Count", *lb]],
-            0,
-            0,
-        ),
-        _graph("ALB target response time p99", [[elb, "TargetResponseTime", *lb]], 8, 0, stat="p99"),
-        _graph(
-            "Gateway targets healthy / unhealthy",
-            [
-                [elb, "HealthyHostCount", "TargetGroup", "${TargetGroup}", *lb],
-                [elb, "UnHealthyHostCount", "TargetGroup", "${TargetGroup}", *lb],
-            ],
-            16,
-            0,
-            stat="Maximum",
-        ),
-    ]
-    for i, svc in enumerate(SERVICES):
-        dims = ["ClusterName", "${Cluster}", "ServiceName", f"${{{svc.capitalize()}Service}}"]
-        widgets.append(
-            _graph(
-                f"{svc} CPU / memory",
-                [["AWS/ECS", "CPUUtilization", *dims], ["AWS/ECS", "MemoryUtilization", *dims]],
-                i * 8,
-                6,
-                stat="Average",
-            )
-        )
-        widgets.append(
-            _graph(
-                f"{svc} running tasks",
-                [["ECS/ContainerInsights", "RunningTaskCount", *dims]],
-                i * 8,
-                12,
-                stat="Average",
-            )
-        )
-    db = ["DBClusterIdentifier", "${Db}"]
-    widgets += [
-        _graph(
-            "Aurora CPU / connections",
-            [["AWS/RDS", "CPUUtilization", *db], ["AWS/RDS", "DatabaseConnections", *db]],
-            0,
-            18,
-            stat="Maximum",
-        ),
-        _graph("Aurora freeable memory", [["AWS/RDS", "FreeableMemory", *db]], 8, 18, stat="Minimum"),
-        _graph(
-            "Redis CPU / evictions (primary)",
-            [
-                ["AWS/ElastiCache", "EngineCPUUtilization", "CacheClusterId", "${Redis}-001"],
-                ["AWS/ElastiCache", "Evictions", "CacheClusterId", "${Redis}-001"],
-            ],
-            16,
-            18,
-            stat="Maximum",
-        ),
-        _graph(
-            "DynamoDB throttles",
-            [
-                ["AWS/DynamoDB", f"{kind}ThrottleEvents", "TableName", f"${{{tbl.replace('-', '')}Table}}"]
-                for tbl in TABLES
-                for kind in ("Read", "Write")
-            ],
-            0,
-            24,
-        ),
-    ]
-    widgets += app_metric_widgets(app_metrics, platform.metrics_namespace, 30)
-    return json.dumps({"widgets": widgets}, sort_keys=True, separators=(",", ":"))
-
-
 def build(platform: PlatformConfig, app_metrics: Sequence[str] = ()) -> Template:
     """The observability tier template; ``app_metrics`` adds one dashboard graph per EMF metric."""
     t = new_template(
@@ -401,7 +286,7 @@ def build(platform: PlatformConfig, app_metrics: Sequence[str] = ()) -> Template
         cloudwatch.Dashboard(
             "OperationsDashboard",
             DashboardName=platform.dashboard_name,
-            DashboardBody=Sub(_dashboard_body(platform, app_metrics), **variables),
+            DashboardBody=Sub(dashboard_body(platform, app_metrics), **variables),
         )
     )
     cluster_arn = import_value(t, ComputeExports.CLUSTER_ARN)

@@ -187,7 +187,6 @@ def rotated_secret(
         function,
         ("CKV_AWS_116", "Invoked synchronously by Secrets Manager, which retries and records failed rotations."),
         ("CKV_AWS_117", "Calls only regional AWS control-plane APIs; no VPC resource is reached."),
-        ("CKV_AWS_272", "Inline code defined in this reviewed template; there is no artifact to sign."),
     )
     template.add_resource(function)
     permission = template.add_resource(

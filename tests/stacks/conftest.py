@@ -1,0 +1,87 @@
+"""Fixtures of the infrastructure tests: the synthesized templates, parsed, and small JSON helpers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stacks.synth import synthesize
+
+Json = dict[str, Any]
+
+
+@pytest.fixture(scope="session")
+def rendered() -> dict[str, str]:
+    """Every tier's template text, as ``./scripts/synth`` writes it."""
+    return synthesize()
+
+
+@pytest.fixture(scope="session")
+def templates(rendered: dict[str, str]) -> dict[str, Json]:
+    return {tier: json.loads(text) for tier, text in rendered.items()}
+
+
+@pytest.fixture(scope="session")
+def template_dir(rendered: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cfn")
+    for tier, text in rendered.items():
+        (out / f"{tier}.json").write_text(text)
+    return out
+
+
+def resources(template: Json, rtype: str | None = None) -> dict[str, Json]:
+    """Resources of ``template`` (of type ``rtype`` when given), by logical id."""
+    return {name: res for name, res in template["Resources"].items() if rtype is None or res["Type"] == rtype}
+
+
+def props(resource: Json) -> Json:
+    return resource.get("Properties", {})
+
+
+def env_values(template: Json, value: Any) -> list[Any]:
+    """The concrete values ``value`` takes: one per environment for a FindInMap, else itself."""
+    if isinstance(value, dict) and "Fn::FindInMap" in value:
+        mapping, _, key = value["Fn::FindInMap"]
+        return [row[key] for row in template["Mappings"][mapping].values()]
+    return [value]
+
+
+def walk(value: Any) -> Iterator[Any]:
+    """Every node of a JSON value, depth first."""
+    yield value
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from walk(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from walk(v)
+
+
+def references(value: Any) -> set[str]:
+    """Logical ids referenced by Ref or GetAtt anywhere inside ``value``."""
+    found: set[str] = set()
+    for node in walk(value):
+        if isinstance(node, dict):
+            if "Ref" in node and isinstance(node["Ref"], str):
+                found.add(node["Ref"])
+            if "Fn::GetAtt" in node:
+                found.add(node["Fn::GetAtt"][0])
+    return found
+
+
+def imports(value: Any) -> set[str]:
+    """Export names (``${NetworkStack}-VpcId``) imported anywhere inside ``value``."""
+    found: set[str] = set()
+    for node in walk(value):
+        if isinstance(node, dict) and "Fn::ImportValue" in node:
+            found.add(node["Fn::ImportValue"]["Fn::Sub"])
+    return found
+
+
+def all_resources(templates: dict[str, Json], rtype: str) -> dict[str, Json]:
+    """Resources of type ``rtype`` across every tier, keyed ``<tier>.<logical id>``."""
+    return {f"{tier}.{name}": res for tier, t in templates.items() for name, res in resources(t, rtype).items()}
