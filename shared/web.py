@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import re
 import time
@@ -189,11 +190,41 @@ def decode_json(body: bytes, content_type: str | None, type_: type[T], *, allow_
     if len(body) > MAX_BODY_BYTES:
         raise ProblemError(ErrorCode.PAYLOAD_TOO_LARGE, f"request body exceeds {MAX_BODY_BYTES} bytes")
     try:
-        return msgspec.json.decode(body, type=type_, strict=True)
+        value = msgspec.json.decode(body, type=type_, strict=True)
     except msgspec.ValidationError as exc:
         raise validation_problem(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise ProblemError(ErrorCode.INVALID_REQUEST, f"malformed JSON: {exc}") from None
+    _reject_duplicate_keys(body)
+    return value
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _DuplicateKey(duplicate)
+    return obj
+
+
+def _reject_duplicate_keys(body: bytes) -> None:
+    """400 for an object with a repeated key: ``{"amount": 1, "amount": 100}`` is ambiguous, and
+    parsers disagree on which value wins, so money requests must not depend on it.
+
+    msgspec keeps the last value silently, so a second, stdlib parse with a pairs hook checks it.
+    It runs only after msgspec accepted the body, whose types bound the nesting depth.
+    """
+    try:
+        json.loads(body, object_pairs_hook=_unique_object)
+    except _DuplicateKey as exc:
+        raise ProblemError(
+            ErrorCode.INVALID_REQUEST, f"duplicate key {str(exc)!r} in a JSON object", field=str(exc)
+        ) from None
 
 
 async def read_body(request: Request[Any, Any, Any]) -> bytes:

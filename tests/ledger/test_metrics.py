@@ -22,8 +22,11 @@ def emf_lines(text: str) -> list[dict]:
 
 async def test_ledger_emits_emf_metrics(database_url: str) -> None:
     port = free_port()
-    env = {**ledger_env(database_url, port, grouped=True), "METRICS_INTERVAL_SECONDS": "0.3",
-           "VERIFIER_INTERVAL_SECONDS": "0.3"}
+    env = {
+        **ledger_env(database_url, port, grouped=True),
+        "METRICS_INTERVAL_SECONDS": "0.3",
+        "VERIFIER_INTERVAL_SECONDS": "0.3",
+    }
     process = ServiceProcess("ledger", port, env).start()
     try:
         async with aiohttp.ClientSession() as http:

@@ -174,3 +174,19 @@ async def test_missing_required_fields_and_non_objects_are_400(ledger: ApiClient
 async def test_unknown_transfer_is_404(ledger: ApiClient) -> None:
     reply = await ledger.call("GET", f"/v1/transfers/{uuid.uuid4()}")
     assert reply.status == 404 and reply.code == "transfer_not_found"
+
+
+async def test_duplicate_keys_are_refused(ledger: ApiClient, db: asyncpg.Connection) -> None:
+    a, b = await ledger.create_account(), await ledger.create_account()
+    before = await counts(db)
+    raw = (
+        '{{"id": "{}", "debit_account_id": "{}", "credit_account_id": "{}", "amount": 1, "amount": 1000, '
+        '"currency": "USD"}}'.format(uuid.uuid4(), a["id"], b["id"])
+    ).encode()
+    reply = await ledger.call("POST", "/v1/transfers", raw=raw, headers={"Content-Type": "application/json"})
+    assert reply.status == 400 and reply.code == "invalid_request"
+    assert "amount" in reply.body["detail"]
+    nested = raw.replace(b'"amount": 1000, ', b'"metadata": {"k": "1", "k": "2"}, ')
+    reply = await ledger.call("POST", "/v1/transfers", raw=nested, headers={"Content-Type": "application/json"})
+    assert reply.status == 400
+    assert await counts(db) == before
