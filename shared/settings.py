@@ -44,6 +44,16 @@ def _env_bool(name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+LOCAL_DYNAMODB_ENDPOINT = "http://127.0.0.1:8004"
+
+
+def _dynamodb_endpoint() -> str | None:
+    raw = os.environ.get("DYNAMODB_ENDPOINT_URL")
+    if raw is not None:
+        return raw or None  # set but empty: the regional AWS endpoint
+    return None if os.environ.get("AWS_EXECUTION_ENV") else LOCAL_DYNAMODB_ENDPOINT
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Configuration shared by the three services and the command-line tools."""
@@ -80,8 +90,10 @@ class Settings:
     redis_key_prefix: str = field(default_factory=lambda: _env_str("REDIS_KEY_PREFIX", "fl:"))
     """Prefix of every Redis key, so test runs and environments sharing a Redis never meet."""
 
-    dynamodb_endpoint_url: str | None = field(default_factory=lambda: os.environ.get("DYNAMODB_ENDPOINT_URL") or None)
-    """DynamoDB endpoint (dynalite or moto locally); unset in AWS, where the regional endpoint is used."""
+    dynamodb_endpoint_url: str | None = field(default_factory=lambda: _dynamodb_endpoint())
+    """DynamoDB endpoint (dynalite or moto locally; ``./scripts/run`` starts one at the local default
+    ``http://127.0.0.1:8004``). In AWS (``AWS_EXECUTION_ENV`` set by ECS) it defaults to none: the
+    regional endpoint is used."""
 
     dynamodb_table_prefix: str = field(default_factory=lambda: _env_str("DYNAMODB_TABLE_PREFIX", "fintech-"))
     """Prefix of the DynamoDB table names (``<prefix>tenants``, ``<prefix>api-keys``, ``<prefix>sessions``)."""

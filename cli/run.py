@@ -1,0 +1,207 @@
+"""``./scripts/run``: the whole platform locally, in the foreground, until SIGINT or SIGTERM.
+
+1. PostgreSQL and Redis: used where they listen (``DATABASE_URL``, ``REDIS_URL``), else private
+   instances under ``.local/`` (:class:`cli.local_services.LocalServices`).
+2. A DynamoDB endpoint at ``DYNAMODB_ENDPOINT_URL`` (default ``http://127.0.0.1:8004``): used where
+   one listens, else dynalite (installed once into ``.local/node_modules`` with npm, data in
+   ``.local/dynamodb``), or, without Node, a moto server (in memory: tenants and keys are then lost
+   on stop; the line saying which endpoint runs says so).
+3. Migrations, then the session, ledger and gateway services as child processes (logs in
+   ``.local/logs/``), each awaited on ``/health/ready``; a service that dies is restarted.
+4. One line containing ``ready``, the gateway URL and how to get an API key, on stdout.
+5. On SIGINT/SIGTERM: every child stopped gracefully (newest first), then what step 1-2 started;
+   exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from cli.local_services import LOCAL_DIR, ROOT, LocalServices, host_port, port_open, say, wait_for_port
+from shared.settings import Settings, get_settings
+
+LOG_DIR = LOCAL_DIR / "logs"
+READY_TIMEOUT_SECONDS = 60.0
+SERVICES = ("session", "ledger", "gateway")
+
+
+@dataclass
+class Child:
+    """One service process of the platform."""
+
+    name: str
+    port: int
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        with (LOG_DIR / f"{self.name}.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", f"services.{self.name}"], cwd=ROOT, env=self.env, stdout=log, stderr=log,
+                start_new_session=True,  # Ctrl-C reaches run.py only; it stops the children in order
+            )
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health/ready", timeout=1) as response:
+                return int(response.status) == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 25.0) -> None:
+        if not self.alive():
+            return
+        assert self.process is not None
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    local: LocalServices = field(default_factory=LocalServices)
+    children: list[Child] = field(default_factory=list)
+    dynamodb_note: str = ""
+
+    def ensure_dynamodb(self, endpoint: str) -> None:
+        host, port = host_port(endpoint, 8004)
+        if port_open(host, port):
+            self.dynamodb_note = f"DynamoDB endpoint {endpoint} (already running)"
+            return
+        node, npm = shutil.which("node"), shutil.which("npm")
+        dynalite = LOCAL_DIR / "node_modules" / "dynalite" / "cli.js"
+        if node and npm and not dynalite.exists():
+            say("installing dynalite into .local/node_modules (first run only)")
+            LOCAL_DIR.mkdir(parents=True, exist_ok=True)
+            result = subprocess.run(
+                [npm, "install", "--prefix", str(LOCAL_DIR), "--no-audit", "--no-fund", "--loglevel=error",
+                 "dynalite"],
+                stdout=subprocess.DEVNULL, check=False,
+            )
+            if result.returncode != 0:
+                say("npm could not install dynalite; falling back to a moto server")
+        data_dir = LOCAL_DIR / "dynamodb"
+        if node and dynalite.exists():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            command = [node, str(dynalite), "--host", host, "--port", str(port), "--path", str(data_dir),
+                       "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]
+            self.dynamodb_note = f"DynamoDB endpoint {endpoint} (dynalite, data in {data_dir})"
+        else:
+            moto = Path(sys.executable).parent / "moto_server"
+            command = [str(moto), "-H", host, "-p", str(port)]
+            self.dynamodb_note = (f"DynamoDB endpoint {endpoint} (moto server, in memory: Node is not installed, "
+                                  "so tenants and keys do not survive a stop)")
+        say(f"starting {self.dynamodb_note}")
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        with (LOG_DIR / "dynamodb.log").open("ab") as log:
+            process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
+        wait_for_port(host, port, 30, "the DynamoDB endpoint")
+        self.local.adopt("the DynamoDB endpoint", process)
+
+    def start_services(self) -> None:
+        endpoint = self.settings.dynamodb_endpoint_url or ""
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "DYNAMODB_ENDPOINT_URL": endpoint}
+        ports = {"session": self.settings.session_port, "ledger": self.settings.ledger_port,
+                 "gateway": self.settings.gateway_port}
+        for name in SERVICES:
+            if port_open("127.0.0.1", ports[name]):
+                raise RuntimeError(f"port {ports[name]} ({name}) is already in use; is the platform running already?")
+            child = Child(name, ports[name], env)
+            child.start()
+            self.children.append(child)
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        for child in self.children:
+            while not child.ready():
+                if not child.alive():
+                    raise RuntimeError(f"the {child.name} service exited; see {LOG_DIR / (child.name + '.log')}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the {child.name} service is not ready; see {LOG_DIR / (child.name + '.log')}")
+                time.sleep(0.1)
+
+    def supervise(self) -> None:
+        """Restart a service that died on its own (not on our stop)."""
+        for child in self.children:
+            if not child.alive():
+                child.restarts += 1
+                say(f"the {child.name} service exited ({child.process.returncode if child.process else '?'}); "
+                    f"restarting it (see {LOG_DIR / (child.name + '.log')})")
+                child.start()
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            say(f"stopping the {child.name} service")
+            child.stop()
+        self.children.clear()
+        self.local.stop()
+
+
+def main(argv: list[str]) -> int:
+    if argv:
+        print("usage: ./scripts/run   (configuration by environment variables; see README.md)", file=sys.stderr)
+        return 2
+    settings = get_settings()
+    platform = Platform(settings)
+    stopping = {"signal": 0}
+
+    def on_signal(signum: int, _: FrameType | None) -> None:
+        stopping["signal"] = signum
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        platform.local.ensure_postgres(settings.database_url)
+        platform.local.ensure_redis(settings.redis_url)
+        if settings.dynamodb_endpoint_url:
+            platform.ensure_dynamodb(settings.dynamodb_endpoint_url)
+        from services.ledger.migrate import migrate
+
+        applied = asyncio.run(migrate(settings.database_url))
+        say(f"database migrated ({len(applied)} new migration(s) applied)")
+        platform.start_services()
+        say(platform.dynamodb_note or "DynamoDB: the regional AWS endpoint")
+        gateway = f"http://127.0.0.1:{settings.gateway_port}"
+        print(f"ready: gateway at {gateway} (get an API key with ./scripts/admin create-tenant NAME, "
+              f"then POST {gateway}/v1/sessions; logs in {LOG_DIR}; Ctrl-C stops)", flush=True)
+        while not stopping["signal"]:
+            time.sleep(0.2)
+            if not stopping["signal"]:
+                platform.supervise()
+        say(f"received {signal.Signals(stopping['signal']).name}; stopping")
+        return 0
+    except Exception as exc:
+        if stopping["signal"]:
+            return 0
+        say(f"failed: {exc}")
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        platform.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
