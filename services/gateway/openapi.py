@@ -195,6 +195,12 @@ def build_document() -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": components,
+            "responses": {"NotFound": {
+                "description": "Any path not listed in this document answers 404 with `code` `not_found` "
+                               "(internal endpoints of the services are never reachable here).",
+                "content": {"application/problem+json": {"schema": {
+                    "allOf": [_ref("Problem"), {"properties": {"code": {"enum": ["not_found"]}}}]}}},
+            }},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "description": "A token from POST /v1/sessions."}},
         },
