@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -128,3 +129,23 @@ async def test_request_id_is_echoed_or_generated(api: Api, tenant_a: object) -> 
     generated = await api.call("GET", "/nowhere")
     assert generated.headers["X-Request-Id"]
     assert generated.json["request_id"] == generated.headers["X-Request-Id"]
+
+
+async def test_a_session_expires_after_its_ttl(api: Api, platform: Platform) -> None:
+    """A one-second session (from a session service configured so) is refused once it expired."""
+    short_lived = platform.extra_session(SESSION_TTL_SECONDS="1")
+    tenant = await quick_tenant(platform, api)
+    login = await api.call("POST", "/internal/sessions", json={"api_key": tenant.api_key}, base_url=short_lived.url,
+                           headers={"X-Internal-Token": platform.env["INTERNAL_TOKEN"]})
+    assert login.status == 201
+    token = login.json["token"]
+    statuses = []
+    for _ in range(100):  # until it expires (bounded); only the outcome is asserted, not the timing
+        reply = await api.call("GET", "/v1/accounts", token=token)
+        statuses.append(reply.status)
+        if reply.status != 200:
+            break
+        await asyncio.sleep(0.1)
+    assert statuses[-1] == 401
+    assert set(statuses[:-1]) <= {200}
+    short_lived.stop()
