@@ -54,29 +54,8 @@ TRANSFER_COLUMNS = """t.tenant_id, t.id, t.debit_account_id, t.credit_account_id
     t.pending, t.timeout_seconds, t.status, t.posted_amount, t.expires_at, t.metadata,
     t.created_at, t.updated_at, t.seq, t.resolved_seq"""
 
-LOCK_ACCOUNTS = """
-SELECT a.pk, a.tenant_id, a.id, a.currency, a.debits_must_not_exceed_credits,
-       a.credits_must_not_exceed_debits, a.debits_posted, a.credits_posted,
-       a.debits_pending, a.credits_pending
-FROM accounts a
-JOIN unnest($1::uuid[], $2::uuid[]) AS k(tenant_id, id) ON a.tenant_id = k.tenant_id AND a.id = k.id
-ORDER BY a.pk
-FOR UPDATE OF a
-"""
-
-READ_TRANSFERS = f"""
-WITH clock AS MATERIALIZED (SELECT nextval('ledger_block_seq') AS block, clock_timestamp() AS now),
-     locked AS (SELECT * FROM unnest($3::uuid[], $4::uuid[]) AS l(tenant_id, id)),
-     found AS (
-        SELECT {TRANSFER_COLUMNS} FROM transfers t
-        JOIN unnest($1::uuid[], $2::uuid[]) AS w(tenant_id, id) ON t.tenant_id = w.tenant_id AND t.id = w.id
-        UNION
-        SELECT {TRANSFER_COLUMNS} FROM transfers t, clock
-        WHERE t.status = 'pending' AND t.expires_at <= clock.now
-          AND ((t.tenant_id, t.debit_account_id) IN (SELECT tenant_id, id FROM locked)
-               OR (t.tenant_id, t.credit_account_id) IN (SELECT tenant_id, id FROM locked)))
-SELECT clock.block AS _block, clock.now AS _now, found.* FROM clock LEFT JOIN found ON true
-"""
+# Steps 1 and 2 in one round trip: see migrations/0002_lock_and_read.sql for why a function.
+LOCK_AND_READ = "SELECT * FROM ledger_lock_and_read($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[])"
 
 # Unlocked look-up of the accounts behind post/void targets, so the first attempt locks them.
 TRANSFER_ACCOUNTS = """
@@ -191,40 +170,32 @@ def transfer_from_row(row: asyncpg.Record) -> TransferState:
 async def _load_state(
     conn: asyncpg.Connection, plan: _Plan
 ) -> tuple[LedgerState, dict[Key, tuple[int, int, int, int]]]:
-    account_rows = await conn.fetch(LOCK_ACCOUNTS, *_columns(plan.accounts))
+    rows = await conn.fetch(LOCK_AND_READ, *_columns(plan.accounts), *_columns(plan.transfer_ids))
     accounts: dict[Key, AccountState] = {}
-    for row in account_rows:
-        accounts[(row["tenant_id"], row["id"])] = AccountState(
-            pk=row["pk"],
-            tenant_id=row["tenant_id"],
-            id=row["id"],
-            currency=row["currency"],
-            debits_must_not_exceed_credits=row["debits_must_not_exceed_credits"],
-            credits_must_not_exceed_debits=row["credits_must_not_exceed_debits"],
-            debits_posted=row["debits_posted"],
-            credits_posted=row["credits_posted"],
-            debits_pending=row["debits_pending"],
-            credits_pending=row["credits_pending"],
-        )
-    locked_keys = list(accounts)
-    rows = await conn.fetch(
-        READ_TRANSFERS,
-        *_columns(plan.transfer_ids),
-        [k[0] for k in locked_keys],
-        [k[1] for k in locked_keys],
-    )
     transfers: dict[Key, TransferState] = {}
-    missing: set[Key] = set()
+    block, now = rows[-1]["block"], rows[-1]["now"]
     for row in rows:
-        if row["tenant_id"] is None:
-            continue
-        transfer = transfer_from_row(row)
-        key = (transfer.tenant_id, transfer.id)
-        transfers[key] = transfer
-        needs_locks = transfer.status == "pending" and (
-            (transfer.expires_at is not None and transfer.expires_at <= rows[0]["_now"]) or key in plan.transfer_ids
-        )
-        if needs_locks:
+        kind = row["kind"]
+        if kind == "account":
+            accounts[(row["tenant_id"], row["id"])] = AccountState(
+                pk=row["pk"],
+                tenant_id=row["tenant_id"],
+                id=row["id"],
+                currency=row["currency"],
+                debits_must_not_exceed_credits=row["debits_must_not_exceed_credits"],
+                credits_must_not_exceed_debits=row["credits_must_not_exceed_debits"],
+                debits_posted=row["debits_posted"],
+                credits_posted=row["credits_posted"],
+                debits_pending=row["debits_pending"],
+                credits_pending=row["credits_pending"],
+            )
+        elif kind == "transfer":
+            transfer = transfer_from_row(row)
+            transfers[(transfer.tenant_id, transfer.id)] = transfer
+    missing: set[Key] = set()
+    for key, transfer in transfers.items():
+        due = transfer.expires_at is not None and transfer.expires_at <= now
+        if transfer.status == "pending" and (due or key in plan.transfer_ids):
             for account in (
                 (transfer.tenant_id, transfer.debit_account_id),
                 (transfer.tenant_id, transfer.credit_account_id),
@@ -236,8 +207,7 @@ async def _load_state(
     before = {
         key: (a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending) for key, a in accounts.items()
     }
-    state = LedgerState(accounts=accounts, transfers=transfers, now=rows[0]["_now"], block=rows[0]["_block"])
-    return state, before
+    return LedgerState(accounts=accounts, transfers=transfers, now=now, block=block), before
 
 
 async def _write(conn: asyncpg.Connection, state: LedgerState, before: dict[Key, tuple[int, int, int, int]]) -> None:

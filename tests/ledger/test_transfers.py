@@ -15,7 +15,7 @@ MAX = 2**63 - 1
 
 async def counts(db: asyncpg.Connection) -> tuple[int, int]:
     row = await db.fetchrow(
-        "SELECT (SELECT count(*) FROM transfers) AS t, (SELECT sum(debits_posted + credits_posted + "
+        "SELECT (SELECT count(*) FROM transfers) AS t, (SELECT sum(debits_posted::numeric + credits_posted + "
         "debits_pending + credits_pending) FROM accounts) AS c"
     )
     return row["t"], row["c"]
