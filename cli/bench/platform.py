@@ -1,0 +1,229 @@
+"""A private copy of the local platform for one benchmark run.
+
+The same pieces ``./scripts/run`` starts, never a user's running platform: PostgreSQL and Redis
+where they listen at ``DATABASE_URL`` / ``REDIS_URL`` (else private ones through
+:class:`cli.local_services.LocalServices`, the machinery ``./scripts/run`` and ``./scripts/test``
+use), but a private database (``bench_<hex>``, migrated here, dropped afterwards), a private Redis
+key prefix (its keys deleted afterwards), a private DynamoDB endpoint (a moto server on a free
+port) and the three services as child processes on free loopback ports with a random internal
+credential. Their logs go to ``.local/bench/<run>/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import redis
+
+from cli.local_services import ROOT, LocalServices, wait_for_port
+from services.ledger.migrate import migrate
+from shared.settings import get_settings
+
+SERVICES = ("session", "ledger", "gateway")
+BENCH_ENV = {
+    # The benchmark measures the transfer path, not the rate limiter's refusals.
+    "RATE_LIMIT_PER_SECOND": "1000000",
+    "RATE_LIMIT_BURST": "1000000",
+    "SESSION_TTL_SECONDS": "7200",
+    # The periodic verifier is not on the transfer path; a run landing mid-scenario would skew it.
+    "VERIFIER_INTERVAL_SECONDS": "0",
+    "BIND_HOST": "127.0.0.1",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def with_database(dsn: str, database: str) -> str:
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{database}"))
+
+
+def http_status(url: str, timeout: float = 1.0) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+async def drop_database(server_dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(with_database(server_dsn, "postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@dataclass
+class Service:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+
+@dataclass
+class BenchPlatform:
+    """Start with :meth:`start`, always :meth:`stop` (it stops exactly what it started)."""
+
+    overrides: dict[str, str] = field(default_factory=dict)
+    run_id: str = field(default_factory=lambda: secrets.token_hex(4))
+    env: dict[str, str] = field(init=False, default_factory=dict)
+    services: dict[str, Service] = field(init=False, default_factory=dict)
+    log_dir: Path = field(init=False)
+    database: str = field(init=False)
+    server_dsn: str = field(init=False)
+    _local: LocalServices = field(init=False, default_factory=LocalServices)
+    _moto: subprocess.Popen[bytes] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        settings = get_settings()
+        self.server_dsn = settings.database_url
+        self.database = f"bench_{self.run_id}"
+        self.log_dir = ROOT / ".local" / "bench" / self.run_id
+        self.services = {name: Service(name, free_port()) for name in SERVICES}
+        self.env = {
+            "DATABASE_URL": with_database(settings.database_url, self.database),
+            "REDIS_URL": settings.redis_url,
+            "REDIS_KEY_PREFIX": f"bench:{self.run_id}:",
+            "DYNAMODB_TABLE_PREFIX": f"bench-{self.run_id}-",
+            "AWS_REGION": settings.aws_region,
+            "INTERNAL_TOKEN": secrets.token_urlsafe(24),
+            **{f"{name.upper()}_PORT": str(service.port) for name, service in self.services.items()},
+            **BENCH_ENV,
+            **self.overrides,
+        }
+
+    @property
+    def gateway(self) -> Service:
+        return self.services["gateway"]
+
+    @property
+    def ledger(self) -> Service:
+        return self.services["ledger"]
+
+    def start(self, say: Callable[[str], None] = print) -> BenchPlatform:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._local.ensure_postgres(self.server_dsn)
+        self._local.ensure_redis(self.env["REDIS_URL"])
+        say(f"database {self.database}, Redis prefix {self.env['REDIS_KEY_PREFIX']}, logs {self.log_dir}")
+        asyncio.run(migrate(self.env["DATABASE_URL"]))
+        self._start_moto()
+        for name in SERVICES:
+            self._start_service(self.services[name])
+        return self
+
+    def _start_moto(self) -> None:
+        port = free_port()
+        moto = str(Path(sys.executable).parent / "moto_server")
+        with (self.log_dir / "moto.log").open("ab") as log:
+            self._moto = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+        wait_for_port("127.0.0.1", port, 30, "moto (DynamoDB endpoint)")
+        self.env["DYNAMODB_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
+
+    def process_env(self) -> dict[str, str]:
+        return {**os.environ, **self.env, "PYTHONPATH": str(ROOT)}
+
+    def _start_service(self, service: Service, timeout: float = 60.0) -> None:
+        with (self.log_dir / f"{service.name}.log").open("ab") as log:
+            service.process = subprocess.Popen(
+                [sys.executable, "-m", f"services.{service.name}"],
+                cwd=ROOT,
+                env=self.process_env(),
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if service.process.poll() is not None:
+                raise RuntimeError(f"{service.name} exited with {service.process.returncode}; see {self.log_dir}")
+            if http_status(f"{service.url}/health/ready") == 200:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{service.name} not ready within {timeout:.0f}s; see {self.log_dir}")
+
+    def backend_pids(self) -> list[int]:
+        """PostgreSQL backends serving this run's database (the ledger's pool connections)."""
+
+        async def query() -> list[int]:
+            conn = await asyncpg.connect(with_database(self.server_dsn, "postgres"))
+            try:
+                rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", self.database)
+            finally:
+                await conn.close()
+            return [int(r["pid"]) for r in rows]
+
+        return asyncio.run(query())
+
+    def admin(self, *args: str) -> str:
+        """``./scripts/admin`` against this platform (the real admin path); its stdout."""
+        result = subprocess.run(
+            [sys.executable, "-m", "cli.admin", *args],
+            cwd=ROOT,
+            env=self.process_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"admin {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def stop(self, keep_database: bool = False) -> None:
+        for name in reversed(SERVICES):
+            process = self.services[name].process
+            if process is None or process.poll() is not None:
+                continue
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._moto is not None and self._moto.poll() is None:
+            self._moto.terminate()
+            try:
+                self._moto.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._moto.kill()
+                self._moto.wait()
+        try:
+            client = redis.Redis.from_url(self.env["REDIS_URL"])
+            keys = list(client.scan_iter(match=f"{self.env['REDIS_KEY_PREFIX']}*", count=1000))
+            for start in range(0, len(keys), 1000):
+                client.delete(*keys[start : start + 1000])
+            client.close()
+        except redis.RedisError:
+            pass
+        if not keep_database:
+            asyncio.run(drop_database(self.server_dsn, self.database))
+        self._local.stop()

@@ -1,0 +1,167 @@
+"""Judging results against performance.md's targets, and printing them as tables.
+
+The JSON document (``--json FILE``) has this shape (``schema: "bench/1"``)::
+
+    {"schema", "started_at", "finished_at", "command", "machine": {...}, "versions": {...},
+     "settings": {...},
+     "scenarios": [{"name", "description", "via", "pattern", "clients", "mode", "rate",
+                    "duration_s", "transfers_per_s", "requests_per_s", "transfers_ok", "requests",
+                    "latency_ms": {"p50", "p99", "p99.9", "max", "mean"}, "errors": {code: n},
+                    "loadgen": {"cpu_s", "wall_s", "cpu_percent"},
+                    "services": {name: {"processes", "rss_peak_mb", "rss_peak_total_mb", "cpu_percent"}},
+                    "machine_cpu_busy_percent", "reference": {pgbench figures} | null,
+                    "ratio": float | null, "target": {"text", "value", "met"}}],
+     "targets": [{"figure", "target", "value", "met"}]}
+
+``met`` is true, false, or null when the figure could not be measured (e.g. ``--no-pgbench``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cli.bench.scenarios import RSS_TARGET_MB, SCENARIOS
+
+SCHEMA = "bench/1"
+
+
+def judge(record: dict[str, Any]) -> None:
+    """Fill ``ratio`` and ``target`` of one scenario record."""
+    scenario = SCENARIOS[record["name"]]
+    reference = record.get("reference")
+    ours = record["transfers_per_s"]
+    record["ratio"] = None
+    if reference and reference.get("transfers_per_s"):
+        record["ratio"] = round(ours / reference["transfers_per_s"], 3)
+    if scenario.open_loop:
+        p50, p99 = record["latency_ms"]["p50"], record["latency_ms"]["p99"]
+        value = round(p99 / p50, 2) if p50 and p99 else None
+        met = None if value is None else value <= scenario.target
+        record["target"] = {"text": scenario.target_text, "value": value, "met": met}
+    else:
+        ratio = record["ratio"]
+        met = None if ratio is None else ratio >= scenario.target
+        record["target"] = {"text": scenario.target_text, "value": ratio, "met": met}
+
+
+def targets(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for record in records:
+        scenario = SCENARIOS[record["name"]]
+        if scenario.open_loop:
+            figure = "latency p99 / p50"
+        else:
+            figure = f"{record['name']} transfers/s / pgbench {scenario.reference}"
+        rows.append({"figure": figure, "target": record["target"]["text"], **_value_met(record["target"])})
+    peak = max(
+        (s["rss_peak_mb"] for record in records for s in record.get("services", {}).values()),
+        default=None,
+    )
+    rows.append(
+        {
+            "figure": "peak RSS of any service process under load (MB)",
+            "target": f"<= {RSS_TARGET_MB:g}",
+            "value": peak,
+            "met": None if peak is None else peak <= RSS_TARGET_MB,
+        }
+    )
+    return rows
+
+
+def _value_met(target: dict[str, Any]) -> dict[str, Any]:
+    return {"value": target["value"], "met": target["met"]}
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _met(met: bool | None) -> str:
+    return {True: "met", False: "MISSED", None: "n/a"}[met]
+
+
+def _errors(errors: dict[str, int]) -> str:
+    if not errors:
+        return "0"
+    return ", ".join(f"{code} {count:,}" for code, count in sorted(errors.items(), key=lambda kv: -kv[1]))
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("-|-".join("-" * w for w in widths))
+    lines += [" | ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))) for row in rows]
+    return "\n".join(lines)
+
+
+def render(document: dict[str, Any]) -> str:
+    records = document["scenarios"]
+    main_rows = []
+    for r in records:
+        ref = r.get("reference") or {}
+        lat = r["latency_ms"]
+        label = r["name"] if r["mode"] == "closed" else f"{r['name']} @{r['rate']:,.0f}/s"
+        main_rows.append(
+            [
+                label,
+                str(r["clients"]),
+                _num(r["transfers_per_s"]),
+                _num(lat["p50"], 2),
+                _num(lat["p99"], 2),
+                _num(lat["p99.9"], 2),
+                _num(ref.get("transfers_per_s")),
+                _num((ref.get("latency_ms") or {}).get("p99"), 2),
+                _num(r["ratio"], 3),
+                r["target"]["text"] + ("" if r["mode"] == "closed" else f" (= {_num(r['target']['value'], 2)})"),
+                _met(r["target"]["met"]),
+                _errors(r["errors"]),
+            ]
+        )
+    header = ["scenario", "clients", "transfers/s", "p50 ms", "p99 ms", "p99.9 ms", "pgbench/s", "pgbench p99",
+              "ratio", "target", "", "errors"]  # fmt: skip
+    resource_rows = []
+    names = sorted({name for r in records for name in r.get("services", {})})
+    for r in records:
+        services = r.get("services", {})
+        resource_rows.append(
+            [
+                r["name"],
+                f"{r['loadgen']['cpu_percent']:.0f}%",
+                *[f"{services[n]['cpu_percent']:.0f}%" if n in services else "-" for n in names],
+                f"{r.get('postgres_backends_cpu_percent', 0):.0f}%",
+                f"{r['machine_cpu_busy_percent']:.0f}%",
+                *[f"{services[n]['rss_peak_mb']:.0f}" if n in services else "-" for n in names],
+            ]
+        )
+    resource_header = ["scenario", "loadgen CPU", *[f"{n} CPU" for n in names], "postgres CPU", "machine busy",
+                       *[f"{n} RSS MB" for n in names]]  # fmt: skip
+    target_rows = [[t["figure"], t["target"], _num(t["value"], 2), _met(t["met"])] for t in document["targets"]]
+    return "\n\n".join(
+        [
+            _table(header, main_rows),
+            "CPU is % of one core (the machine has "
+            f"{document['machine']['nproc']}; 'machine busy' is % of all of them, other users included; 'postgres' "
+            "is the backends of this run's database); RSS is the peak of the largest process of each service.\n"
+            + _table(resource_header, resource_rows),
+            _table(["figure", "target", "value", ""], target_rows),
+        ]
+    )
+
+
+def markdown(document: dict[str, Any]) -> str:
+    """The results as Markdown tables (for docs/performance.md)."""
+    rows = ["| scenario | clients | transfers/s | p50 ms | p99 ms | p99.9 ms | pgbench transfers/s | ratio | target | |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]  # fmt: skip
+    for r in document["scenarios"]:
+        ref = r.get("reference") or {}
+        lat = r["latency_ms"]
+        label = f"`{r['name']}`" + ("" if r["mode"] == "closed" else f" @ {r['rate']:,.0f}/s")
+        target = r["target"]["text"] + ("" if r["mode"] == "closed" else f" (= {_num(r['target']['value'], 2)})")
+        rows.append(
+            f"| {label} | {r['clients']} | {_num(r['transfers_per_s'])} | {_num(lat['p50'], 2)} | {_num(lat['p99'], 2)}"
+            f" | {_num(lat['p99.9'], 2)} | {_num(ref.get('transfers_per_s'))} | {_num(r['ratio'], 3)} | {target}"
+            f" | {_met(r['target']['met'])} |"
+        )
+    return "\n".join(rows)

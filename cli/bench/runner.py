@@ -1,0 +1,113 @@
+"""Runs one scenario: the load generator as a child process, with a progress display and /proc samples.
+
+Around the load it resets and then reads each service's peak RSS (whole process tree, so server
+workers count), the services' CPU time, and the machine's CPU use, so a reader can tell whether the
+load generator (its own CPU is in ``loadgen``) starved the services on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import msgspec
+
+from cli.bench import procstat
+from cli.bench.fixtures import CURRENCY, Fixture
+from cli.bench.platform import BenchPlatform
+from cli.bench.progress import Progress
+from cli.bench.scenarios import Scenario
+from cli.local_services import ROOT
+
+
+def loadgen_config(
+    scenario: Scenario, platform: BenchPlatform, fixture: Fixture, duration: float, rate: float | None
+) -> dict[str, Any]:
+    service = platform.services[scenario.via]
+    headers = fixture.gateway_headers() if scenario.via == "gateway" else fixture.ledger_headers()
+    hot = scenario.pattern == "hot"
+    return {
+        "host": "127.0.0.1",
+        "port": service.port,
+        "path": scenario.path,
+        "headers": headers,
+        "accounts": fixture.hot_sources if hot else fixture.uniform,
+        "hot_sink": fixture.hot_sink if hot else None,
+        "currency": CURRENCY,
+        "batch_size": scenario.batch_size,
+        "mode": "open" if scenario.open_loop else "closed",
+        "connections": scenario.clients,
+        "rate": rate,
+        "duration": duration,
+        "warmup": min(2.0, duration * 0.2),
+        "timeout": 30.0,
+        "grace": 10.0,
+    }
+
+
+def _pump_progress(stream: Any, progress: Progress) -> None:
+    for raw in stream:
+        parts = raw.decode(errors="replace").split()
+        if len(parts) == 4 and parts[0] == "progress":
+            progress.update(float(parts[1]), int(parts[2]), int(parts[3]))
+        elif parts:
+            progress.note(" ".join(parts))
+
+
+def run_load(
+    scenario: Scenario,
+    platform: BenchPlatform,
+    fixture: Fixture,
+    duration: float,
+    progress: Progress,
+    rate: float | None = None,
+) -> dict[str, Any]:
+    """Drive ``scenario`` for ``duration`` seconds; the load generator's result plus /proc figures."""
+    config = loadgen_config(scenario, platform, fixture, duration, rate)
+    trees = {name: procstat.process_tree(service.pid) for name, service in platform.services.items()}
+    peaks_reset = all(procstat.reset_peak_rss(pids) for pids in trees.values())
+    cpu0 = {name: procstat.sample_tree(service.pid).cpu_s for name, service in platform.services.items()}
+    backends = platform.backend_pids()
+    pg0 = sum(procstat.cpu_seconds(pid) for pid in backends)
+    busy0, total0 = procstat.machine_cpu_ticks()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.bench.loadgen"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    pump = threading.Thread(target=_pump_progress, args=(process.stderr, progress), daemon=True)
+    pump.start()
+    started = time.monotonic()
+    try:
+        stdout, _ = process.communicate(msgspec.json.encode(config), timeout=duration + config["grace"] + 30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise RuntimeError(f"the load generator of {scenario.name} did not finish in time") from None
+    pump.join(timeout=2)
+    wall = time.monotonic() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"the load generator of {scenario.name} failed ({process.returncode})")
+    busy1, total1 = procstat.machine_cpu_ticks()
+    pg1 = sum(procstat.cpu_seconds(pid) for pid in backends)
+    result: dict[str, Any] = msgspec.json.decode(stdout.strip().splitlines()[-1])
+    services = {}
+    for name, service in platform.services.items():
+        sample = procstat.sample_tree(service.pid)
+        services[name] = {
+            "processes": sample.processes,
+            "rss_peak_mb": sample.rss_peak_mb,
+            "rss_peak_total_mb": sample.rss_peak_total_mb,
+            "cpu_percent": round(100 * (sample.cpu_s - cpu0[name]) / wall, 1),
+        }
+    result["services"] = services
+    result["postgres_backends_cpu_percent"] = round(100 * (pg1 - pg0) / wall, 1)
+    result["rss_peak_scope"] = "scenario" if peaks_reset else "since process start"
+    result["machine_cpu_busy_percent"] = round(100 * (busy1 - busy0) / max(1, total1 - total0), 1)
+    return result
