@@ -178,8 +178,8 @@ class PlatformConfig:
     container_user: str = "10001:10001"
     """Non-root uid:gid every container runs as (the Dockerfile creates this user)."""
 
-    metrics_namespace: str = "FinTech"
-    """CloudWatch namespace of the application (EMF) metrics."""
+    metrics_namespace: str = "FinTechLedger"
+    """CloudWatch namespace of the application (EMF) metrics (``shared.metrics.NAMESPACE``)."""
 
     dashboard_name: str = "FinTech-Operations"
     """Name of the operations dashboard."""

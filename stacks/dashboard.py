@@ -16,9 +16,11 @@ SERVICES = ("gateway", "ledger", "session")
 
 
 def app_metric_widgets(metric_names: Sequence[str], namespace: str, y: int) -> list[dict[str, object]]:
-    """Dashboard widgets for application (EMF) metrics: one graph per metric, summed over services.
+    """Dashboard widgets for application (EMF) metrics: one graph per metric, one line per service
+    (EMF dimension ``Service``).
 
-    This is the hook for ``shared/metrics.py``: its metric names go in, widgets come out."""
+    This is the hook for ``shared/metrics.py``: pass its names and ``NAMESPACE`` through
+    ``stacks.observability.build(platform, app_metrics=...)``; widgets come out."""
     widgets: list[dict[str, object]] = []
     for i, name in enumerate(sorted(metric_names)):
         widgets.append(
@@ -33,7 +35,7 @@ def app_metric_widgets(metric_names: Sequence[str], namespace: str, y: int) -> l
                     "region": "${AWS::Region}",
                     "stat": "Sum",
                     "period": 60,
-                    "metrics": [[namespace, name, "Environment", "${EnvironmentName}"]],
+                    "metrics": [[namespace, name, "Service", service] for service in SERVICES],
                 },
             }
         )

@@ -143,3 +143,13 @@ def test_every_stateful_resource_sets_deletion_and_update_replace_policies(templ
     for rtype in STATEFUL:
         for name, res in all_resources(templates, rtype).items():
             assert "DeletionPolicy" in res and "UpdateReplacePolicy" in res, name
+
+
+def test_application_metrics_hook_adds_one_dashboard_graph_per_metric() -> None:
+    from stacks import observability
+    from stacks.config import PLATFORM
+
+    body = observability.build(PLATFORM, app_metrics=("Requests", "Latency")).to_dict()
+    dashboard = body["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][0]
+    titles = [w["properties"]["title"] for w in json.loads(dashboard)["widgets"]]
+    assert "Requests" in titles and "Latency" in titles
