@@ -153,9 +153,35 @@ def _config(t: Template, platform: PlatformConfig, audit_key: object, access_log
     role = t.add_resource(
         iam_res.Role(
             "ConfigRole",
-            Description="AWS Config recorder role",
+            Description="AWS Config recorder role: reads resource configuration, delivers to its bucket",
             AssumeRolePolicyDocument=role_trust("config.amazonaws.com"),
             ManagedPolicyArns=[Sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AWS_ConfigRole")],
+            Policies=[
+                iam_res.Policy(
+                    PolicyName="deliver-to-config-bucket",
+                    PolicyDocument=PolicyDocument(
+                        Version="2012-10-17",
+                        Statement=[
+                            Statement(
+                                Effect=Allow,
+                                Action=[iam.Action("s3", "PutObject")],
+                                Resource=[Sub("${ConfigBucket.Arn}/AWSLogs/${AWS::AccountId}/Config/*")],
+                                Condition=Condition(iam.StringEquals({"s3:x-amz-acl": "bucket-owner-full-control"})),
+                            ),
+                            Statement(
+                                Effect=Allow,
+                                Action=[iam.Action("s3", "GetBucketAcl")],
+                                Resource=[GetAtt(bucket, "Arn")],
+                            ),
+                            Statement(
+                                Effect=Allow,
+                                Action=[iam.Action("kms", "Decrypt"), iam.Action("kms", "GenerateDataKey")],
+                                Resource=[audit_key],
+                            ),
+                        ],
+                    ),
+                )
+            ],
             Tags=tags(platform),
         )
     )

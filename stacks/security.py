@@ -30,7 +30,9 @@ def table_prefix() -> Sub:
     return Sub(f"fintech-${{{ENV_PARAM}}}-")
 
 
-def _service_statement(sid: str, service: str, extra: dict[str, object] | None = None) -> Statement:
+def _service_statement(
+    sid: str, service: str, extra: dict[str, object] | None = None, actions: tuple[str, ...] = ()
+) -> Statement:
     conditions: list[iam.ConditionElement] = [iam.StringEquals(same_account())]
     if extra:
         conditions.append(iam.StringLike(extra))
@@ -38,7 +40,7 @@ def _service_statement(sid: str, service: str, extra: dict[str, object] | None =
         Sid=sid,
         Effect=Allow,
         Principal=Principal("Service", service),
-        Action=[iam.Action("kms", "Decrypt"), iam.Action("kms", "GenerateDataKey*")],
+        Action=[iam.Action("kms", a) for a in (actions or ("Decrypt", "GenerateDataKey*"))],
         Resource=["*"],
         Condition=Condition(conditions),
     )
@@ -78,6 +80,8 @@ def _keys(t: Template, platform: PlatformConfig) -> dict[str, object]:
                     )
                 },
             ),
+            # CloudTrail describes the key when the trail is created or updated (no encryption context).
+            _service_statement("CloudTrailDescribeKey", "cloudtrail.amazonaws.com", actions=("DescribeKey",)),
             _service_statement("AwsConfig", "config.amazonaws.com"),
         ],
     )
