@@ -164,17 +164,24 @@ class Platform:
 
     def extra_gateway(self, **overrides: str) -> ServiceProcess:
         """Another gateway instance on the same dependencies, with its own settings."""
-        port = free_port()
-        process = ServiceProcess("gateway", port, {**self.env, "GATEWAY_PORT": str(port), **overrides})
-        self.extras.append(process)
-        return process.start()
+        return self._extra("gateway", "GATEWAY_PORT", overrides)
 
     def extra_session(self, **overrides: str) -> ServiceProcess:
         """Another session service instance on the same DynamoDB tables and Redis."""
-        port = free_port()
-        process = ServiceProcess("session", port, {**self.env, "SESSION_PORT": str(port), **overrides})
-        self.extras.append(process)
-        return process.start()
+        return self._extra("session", "SESSION_PORT", overrides)
+
+    def _extra(self, name: str, port_variable: str, overrides: dict[str, str]) -> ServiceProcess:
+        for attempt in range(2):  # a free port can be taken by someone else before we bind it
+            port = free_port()
+            process = ServiceProcess(name, port, {**self.env, port_variable: str(port), **overrides})
+            self.extras.append(process)
+            try:
+                return process.start(timeout=60)
+            except RuntimeError:
+                process.stop()
+                if attempt == 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def restart(self, process: ServiceProcess) -> None:
         process.stop()
