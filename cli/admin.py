@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
+from botocore.exceptions import BotoCoreError
 from redis.asyncio import Redis
 
 from services.session.cache import CacheUnavailable, SessionCache
@@ -52,8 +53,10 @@ async def _with_service(settings: Settings, action: Callable[[SessionService], A
         cache = SessionCache(redis, settings.redis_key_prefix, settings.session_cache_ttl_seconds)
         service = SessionService(store, cache, settings.session_ttl_seconds, settings.session_cache_ttl_seconds + 60)
         return await action(service)
-    except StoreUnavailable as exc:
-        return _fail(f"DynamoDB is unavailable ({settings.dynamodb_endpoint_url or 'AWS'}): {exc}")
+    except (StoreUnavailable, BotoCoreError) as exc:
+        where = settings.dynamodb_endpoint_url or "the regional AWS endpoint"
+        hint = " (is ./scripts/run running?)" if settings.dynamodb_endpoint_url else ""
+        return _fail(f"DynamoDB is unavailable at {where}{hint}: {exc}")
     except CacheUnavailable as exc:
         return _fail(f"Redis is unavailable at {settings.redis_url}: {exc}; nothing was revoked")
     finally:

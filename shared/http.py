@@ -1,8 +1,9 @@
 """The service-to-service HTTP client, and the check internal endpoints make on its credential.
 
-One :class:`ServiceClient` per upstream per process, opened in the app's startup and closed on
-shutdown: a single long-lived aiohttp ``ClientSession`` whose keep-alive pool carries every call,
-so no request pays for a TCP handshake. Each call carries
+One :class:`HttpPool` per process, opened in the app's startup and closed on shutdown: a single
+long-lived aiohttp ``ClientSession`` whose keep-alive pool carries every call to every upstream,
+so no request pays for a TCP handshake. A :class:`ServiceClient` per upstream adds its base URL
+and timeout. Each call carries
 
 - ``X-Internal-Token``: the shared internal credential (``settings.internal_token``);
 - ``X-Request-Id`` and ``X-Amzn-Trace-Id`` of the request being served (from :mod:`shared.logging`),
@@ -61,38 +62,38 @@ class UpstreamResponse:
     retry_after: str | None
 
 
-class ServiceClient:
-    """Persistent HTTP client for one internal service (the ledger or the session service)."""
+class HttpPool:
+    """The process's one aiohttp ``ClientSession``: one keep-alive connection pool for every upstream.
 
-    def __init__(
-        self,
-        name: str,
-        base_url: str,
-        internal_token: str,
-        timeout_seconds: float,
-        *,
-        pool_size: int = 256,
-    ) -> None:
+    Opened in the app's startup hook and closed in its shutdown hook.
+    """
+
+    def __init__(self, pool_size: int = 512) -> None:
+        self._pool_size = pool_size
+        self.session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        if self.session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._pool_size, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=60
+            )
+            self.session = aiohttp.ClientSession(connector=connector, skip_auto_headers=("User-Agent",))
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+
+class ServiceClient:
+    """Calls to one internal service (the ledger or the session service) over the shared pool."""
+
+    def __init__(self, name: str, base_url: str, internal_token: str, timeout_seconds: float, pool: HttpPool) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self._token = internal_token
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds, connect=min(timeout_seconds, 2.0))
-        self._pool_size = pool_size
-        self._session: aiohttp.ClientSession | None = None
-
-    async def start(self) -> None:
-        """Open the connection pool. Called once, from the app's startup hook."""
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._pool_size, keepalive_timeout=60, ttl_dns_cache=60)
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, skip_auto_headers=("User-Agent",)
-            )
-
-    async def close(self) -> None:
-        """Close the pool. Called once, from the app's shutdown hook."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self._pool = pool
 
     def _headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
         headers = {INTERNAL_TOKEN_HEADER: self._token}
@@ -116,7 +117,7 @@ class ServiceClient:
         headers: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
         """Send one request; the raw status and body come back whatever the status."""
-        if self._session is None:
+        if self._pool.session is None:
             raise UpstreamUnavailable(self.name, "client not started", maybe_applied=False)
         url = f"{self.base_url}{path}"
         if query:
@@ -135,10 +136,11 @@ class ServiceClient:
     async def _send(
         self, method: str, url: str, body: bytes | None, headers: Mapping[str, str] | None
     ) -> UpstreamResponse:
-        assert self._session is not None
+        session = self._pool.session
+        assert session is not None
         try:
-            async with self._session.request(
-                method, url, data=body, headers=self._headers(headers), allow_redirects=False
+            async with session.request(
+                method, url, data=body, headers=self._headers(headers), allow_redirects=False, timeout=self._timeout
             ) as response:
                 payload = await response.read()
                 return UpstreamResponse(

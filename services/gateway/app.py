@@ -22,7 +22,7 @@ from services.gateway.proxy import Pipeline
 from services.gateway.ratelimit import RateLimit
 from services.gateway.routes import public_routes
 from services.gateway.upstream import Ledger
-from shared.http import ServiceClient
+from shared.http import HttpPool, ServiceClient
 from shared.settings import Settings, get_settings
 from shared.web import MAX_BODY_BYTES, RequestContextMiddleware, exception_handlers, health_routes
 
@@ -40,8 +40,11 @@ class Components:
             max_connections=1024,
         )
         timeout = settings.upstream_timeout_seconds
-        self.ledger = ServiceClient("ledger", settings.ledger_base_url(), settings.internal_token, timeout)
-        self.sessions = ServiceClient("session", settings.session_base_url(), settings.internal_token, timeout)
+        self.http = HttpPool()
+        self.ledger = ServiceClient("ledger", settings.ledger_base_url(), settings.internal_token, timeout, self.http)
+        self.sessions = ServiceClient(
+            "session", settings.session_base_url(), settings.internal_token, timeout, self.http
+        )
         prefix = settings.redis_key_prefix
         self.pipeline = Pipeline(
             Authenticator(self.redis, prefix, self.sessions),
@@ -56,12 +59,10 @@ class Components:
         )
 
     async def start(self) -> None:
-        await self.ledger.start()
-        await self.sessions.start()
+        await self.http.start()
 
     async def close(self) -> None:
-        await self.ledger.close()
-        await self.sessions.close()
+        await self.http.close()
         await self.redis.aclose()
 
     async def ready(self) -> str | None:
