@@ -56,7 +56,7 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     """Same method, path and JSON body (as parsed JSON, key order ignored) -> same fingerprint."""
     try:
         canonical = b"json:" + msgspec.json.encode(msgspec.json.decode(body), order="sorted") if body.strip() else b""
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # not JSON, or nested too deeply to parse
         canonical = b"raw:" + body
     digest = hashlib.sha256()
     digest.update(method.encode() + b"\n" + path.encode() + b"\n")
