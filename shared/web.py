@@ -195,6 +195,9 @@ def decode_json(body: bytes, content_type: str | None, type_: type[T], *, allow_
         raise validation_problem(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise ProblemError(ErrorCode.INVALID_REQUEST, f"malformed JSON: {exc}") from None
+    except RecursionError:
+        # msgspec recurses per nesting level where a type leaves the depth open (msgspec.Raw, Any).
+        raise ProblemError(ErrorCode.INVALID_REQUEST, "JSON nested too deeply") from None
     _reject_duplicate_keys(body)
     return value
 
