@@ -158,19 +158,29 @@ def interval_seconds() -> float:
     return float(os.environ.get("METRICS_INTERVAL_SECONDS", "60") or 0)
 
 
-@contextlib.asynccontextmanager
-async def emitting(metrics: Metrics) -> Any:
-    """Flush ``metrics`` periodically while the block runs, and once more at the end."""
-    interval = interval_seconds()
-    task = asyncio.create_task(metrics.flush_forever(interval)) if interval > 0 else None
-    try:
-        yield metrics
-    finally:
-        if task is not None:
-            task.cancel()
+class Emitter:
+    """Flushes one process's metrics every ``METRICS_INTERVAL_SECONDS`` while the app runs.
+
+    ``start``/``stop`` are the app's startup and shutdown hooks; ``stop`` flushes once more so
+    the last interval is not lost on a graceful shutdown.
+    """
+
+    def __init__(self, service: str) -> None:
+        self.metrics = configure_metrics(service)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        interval = interval_seconds()
+        if interval > 0:
+            self._task = asyncio.create_task(self.metrics.flush_forever(interval), name="metrics")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-            metrics.flush()
+                await self._task
+            self._task = None
+            self.metrics.flush()
 
 
 _current: Metrics | None = None

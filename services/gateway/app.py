@@ -23,6 +23,7 @@ from services.gateway.ratelimit import RateLimit
 from services.gateway.routes import public_routes
 from services.gateway.upstream import Ledger
 from shared.http import HttpPool, ServiceClient
+from shared.metrics import Emitter
 from shared.settings import Settings, get_settings
 from shared.web import MAX_BODY_BYTES, RequestContextMiddleware, exception_handlers, health_routes
 
@@ -82,10 +83,11 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     (answered before any Litestar middleware runs) carries ``X-Request-Id``."""
     settings = settings or get_settings()
     components = Components(settings)
+    emitter = Emitter("gateway")
     app = Litestar(
         route_handlers=[*public_routes(), *health_routes(components.ready)],
-        on_startup=[components.start],
-        on_shutdown=[components.close],
+        on_startup=[components.start, emitter.start],
+        on_shutdown=[emitter.stop, components.close],
         exception_handlers=exception_handlers(),
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=None,

@@ -6,16 +6,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
-from litestar.middleware import DefineMiddleware
+from litestar.types import ASGIApp
 
 from services.ledger.routes import ROUTES
 from services.ledger.runtime import LedgerRuntime
-from shared.metrics import configure_metrics, emitting
+from shared.metrics import Emitter
 from shared.settings import Settings, get_settings
 from shared.web import MAX_BODY_BYTES, RequestContextMiddleware, exception_handlers, health_routes
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or get_settings()
     runtime: dict[str, LedgerRuntime] = {}
 
@@ -24,8 +24,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ledger = await LedgerRuntime.start(settings)
         runtime["ledger"] = app.state.ledger = ledger
         try:
-            async with emitting(configure_metrics("ledger")):
-                yield
+            yield
         finally:
             await ledger.stop()
 
@@ -33,13 +32,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ledger = runtime.get("ledger")
         return "starting" if ledger is None else await ledger.ready()
 
-    return Litestar(
+    emitter = Emitter("ledger")
+    app = Litestar(
         route_handlers=[*ROUTES, *health_routes(ready)],
         lifespan=[lifespan],
-        middleware=[DefineMiddleware(RequestContextMiddleware)],
+        on_startup=[emitter.start],
+        on_shutdown=[emitter.stop],
         exception_handlers=exception_handlers(),
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=None,
         logging_config=None,
         debug=False,
     )
+    # Outside Litestar, so that even a routing 404/405 (answered before any Litestar middleware
+    # runs) carries X-Request-Id and is counted.
+    return RequestContextMiddleware(app)

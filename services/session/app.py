@@ -21,6 +21,7 @@ from services.session.routes import internal_router
 from services.session.service import SessionService
 from services.session.store import SessionStore, StoreUnavailable
 from shared.errors import unavailable
+from shared.metrics import Emitter
 from shared.settings import Settings, get_settings
 from shared.web import (
     MAX_BODY_BYTES,
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     (answered before any Litestar middleware runs) carries ``X-Request-Id``."""
     settings = settings or get_settings()
     components = Components(settings)
+    emitter = Emitter("session")
 
     async def ready() -> str | None:
         return await components.ready()
@@ -110,8 +112,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     }
     app = Litestar(
         route_handlers=[internal_router(), *health_routes(ready)],
-        on_startup=[components.start],
-        on_shutdown=[components.close],
+        on_startup=[components.start, emitter.start],
+        on_shutdown=[emitter.stop, components.close],
         exception_handlers=handlers,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=None,

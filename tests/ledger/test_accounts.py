@@ -142,6 +142,9 @@ async def test_media_type_syntax_and_size_errors(ledger: ApiClient) -> None:
     assert bad_path.status == 400
     nowhere = await ledger.call("GET", "/v1/nowhere")
     assert nowhere.status == 404 and nowhere.code == "not_found"
+    assert nowhere.headers["X-Request-Id"] == nowhere.body["request_id"]
+    wrong_method = await ledger.call("DELETE", "/v1/accounts")
+    assert wrong_method.status == 405 and wrong_method.headers["X-Request-Id"]
 
 
 async def test_internal_credential_and_tenant_are_required(ledger: ApiClient) -> None:
