@@ -18,7 +18,8 @@ from shared.errors import ErrorCode, ProblemError
 
 
 def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat pads the year to four digits; strftime's %Y does not on glibc (year 1 -> "1").
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def account_from_row(row: Any) -> Account:

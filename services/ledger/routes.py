@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -50,6 +50,7 @@ from shared.web import decode_json, json_response, problem_response, read_body
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 _BATCH_FIELD = re.compile(r"^transfers\[(\d+)\]\.?(.*)$")
+_LIMIT = re.compile(r"[0-9]{1,7}")
 
 
 def _runtime(request: Request[Any, Any, Any]) -> LedgerRuntime:
@@ -79,7 +80,9 @@ def _limit(request: Request[Any, Any, Any]) -> int:
     raw = request.query_params.get("limit")
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    # ASCII digits only: str.isdigit() also admits superscripts and other scripts' digits, which
+    # int() refuses (a 500) or reads.
+    if not _LIMIT.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise ProblemError(ErrorCode.INVALID_REQUEST, f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit")
     return int(raw)
 
@@ -154,9 +157,11 @@ async def account_balance_at(request: Request[Any, Any, Any], account_id: str) -
     raw_at = request.query_params.get("at")
     try:
         at = msgspec.convert(raw_at, datetime) if raw_at else None
-    except msgspec.ValidationError:
+        # An offset can push year 1 or 9999 out of datetime's range once in UTC.
+        at = at.astimezone(UTC) if at is not None and at.tzinfo is not None else None
+    except (msgspec.ValidationError, OverflowError):
         at = None
-    if at is None or at.tzinfo is None:
+    if at is None:
         raise ProblemError(ErrorCode.INVALID_REQUEST, "at must be an RFC 3339 timestamp with a time zone", field="at")
     async with connection(_runtime(request).pool) as conn:
         account = await reads.get_account(conn, tenant, key)

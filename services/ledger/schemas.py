@@ -24,8 +24,9 @@ MAX_TIMEOUT_SECONDS = 31_536_000
 
 Amount = Annotated[int, Meta(ge=1, le=MAX_AMOUNT, description="Integer minor units, 1 to 2^63-1.")]
 Currency = Annotated[str, Meta(pattern=r"^[A-Z][A-Z0-9]{2,11}$", description="ISO 4217 or custom code.")]
-MetadataKey = Annotated[str, Meta(min_length=1, max_length=64)]
-MetadataValue = Annotated[str, Meta(max_length=512)]
+# PostgreSQL cannot store U+0000 in text or jsonb: refuse it here (400) rather than fail the write.
+MetadataKey = Annotated[str, Meta(min_length=1, max_length=64, pattern="^[^\x00]*$")]
+MetadataValue = Annotated[str, Meta(max_length=512, pattern="^[^\x00]*$")]
 Metadata = Annotated[dict[MetadataKey, MetadataValue], Meta(max_length=16)]
 TimeoutSeconds = Annotated[int, Meta(ge=0, le=MAX_TIMEOUT_SECONDS)]
 NormalBalance = Literal["credit", "debit"]
