@@ -61,9 +61,9 @@ class Pipeline:
         if admitted.replay is not None:
             return _respond(admitted.replay, admitted, replayed=True)
         try:
-            upstream = await self.ledger.forward(
-                method, path, query, body, content_type if body else None, principal.tenant_id
-            )
+            # The media type goes along even with an empty body, so that the ledger answers an empty
+            # application/json body 400 (malformed JSON) rather than 415.
+            upstream = await self.ledger.forward(method, path, query, body, content_type, principal.tenant_id)
         except ProblemError as error:
             if admitted.claim is not None:
                 await self.admission.complete(admitted.claim, None)
