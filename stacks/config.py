@@ -14,6 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shared.metrics import NAMESPACE
+
+VERIFIER_FIRST_REPORT_MINUTES = 6
+"""Minutes until a freshly started ledger task first reports ``VerifierDiscrepancies``: it sleeps
+``VERIFIER_INTERVAL_SECONDS`` (default 300 s) before its first run, then the metrics flush every 60 s."""
+
 
 @dataclass(frozen=True)
 class ServiceSizing:
@@ -81,6 +87,26 @@ class EnvironmentConfig:
     session_ttl_seconds: int
     """SESSION_TTL_SECONDS: lifetime of a session token."""
 
+    server_error_rate_percent: float
+    """Application alarm ``<Service>ServerErrorRateAlarm``: 5xx responses (EMF ``ServerErrors``) as a
+    percentage of requests (EMF ``Requests``) above which 3 of 5 minutes put a service in ALARM."""
+
+    server_error_min_requests_per_minute: int
+    """Minutes in which a service served fewer requests than this never breach the 5xx-rate alarm: one
+    5xx among three requests is noise, and a service that serves nothing is caught by the health,
+    ALB and ECS alarms instead."""
+
+    ledger_latency_p99_ms: int
+    """Application alarm ``LedgerLatencyP99Alarm``: ledger p99 request latency (EMF ``Latency``, ms)
+    above which 5 consecutive minutes put it in ALARM. Below the ALB's 1 s p99 alarm, so a slow ledger
+    (or a slow Aurora behind it) is named before the whole API is slow."""
+
+    verifier_silence_minutes: int
+    """Application alarm ``LedgerVerifierSilentAlarm``: minutes without a single ``VerifierDiscrepancies``
+    data point before it fires. Must exceed the first report of a freshly started ledger task
+    (``VERIFIER_INTERVAL_SECONDS`` 300 s + one metrics interval 60 s) plus a rolling deployment, so a
+    routine release does not page."""
+
     gateway: ServiceSizing
     """Sizing of the public gateway service."""
 
@@ -89,6 +115,18 @@ class EnvironmentConfig:
 
     session: ServiceSizing
     """Sizing of the internal session service."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.server_error_rate_percent <= 100:
+            raise ValueError(f"{self.name}: server_error_rate_percent must be in (0, 100]")
+        if self.server_error_min_requests_per_minute < 1 or self.ledger_latency_p99_ms < 1:
+            raise ValueError(f"{self.name}: alarm thresholds must be positive")
+        if not VERIFIER_FIRST_REPORT_MINUTES < self.verifier_silence_minutes <= 1440:
+            # 1440: an alarm evaluates at most one day of one-minute periods.
+            raise ValueError(
+                f"{self.name}: verifier_silence_minutes must exceed {VERIFIER_FIRST_REPORT_MINUTES} "
+                "(a fresh ledger task's first verifier report) and be at most 1440"
+            )
 
     def service(self, name: str) -> ServiceSizing:
         """The sizing of service ``name`` (``gateway``, ``ledger`` or ``session``)."""
@@ -178,8 +216,8 @@ class PlatformConfig:
     container_user: str = "10001:10001"
     """Non-root uid:gid every container runs as (the Dockerfile creates this user)."""
 
-    metrics_namespace: str = "FinTechLedger"
-    """CloudWatch namespace of the application (EMF) metrics (``shared.metrics.NAMESPACE``)."""
+    metrics_namespace: str = NAMESPACE
+    """CloudWatch namespace of the application (EMF) metrics: ``shared.metrics.NAMESPACE``."""
 
     dashboard_name: str = "FinTech-Operations"
     """Name of the operations dashboard."""
@@ -223,6 +261,10 @@ DEV = EnvironmentConfig(
     rate_limit_per_second=100,
     rate_limit_burst=200,
     session_ttl_seconds=900,
+    server_error_rate_percent=5.0,
+    server_error_min_requests_per_minute=20,
+    ledger_latency_p99_ms=800,
+    verifier_silence_minutes=15,
     gateway=ServiceSizing(cpu=512, memory=1024, desired_count=2, min_tasks=2, max_tasks=4),
     ledger=ServiceSizing(cpu=512, memory=1024, desired_count=2, min_tasks=2, max_tasks=4),
     session=ServiceSizing(cpu=256, memory=512, desired_count=2, min_tasks=2, max_tasks=4),
@@ -244,6 +286,10 @@ PROD = EnvironmentConfig(
     rate_limit_per_second=1000,
     rate_limit_burst=2000,
     session_ttl_seconds=900,
+    server_error_rate_percent=1.0,
+    server_error_min_requests_per_minute=60,
+    ledger_latency_p99_ms=500,
+    verifier_silence_minutes=15,
     gateway=ServiceSizing(cpu=1024, memory=2048, desired_count=3, min_tasks=3, max_tasks=12),
     ledger=ServiceSizing(cpu=2048, memory=4096, desired_count=3, min_tasks=3, max_tasks=12),
     session=ServiceSizing(cpu=512, memory=1024, desired_count=3, min_tasks=3, max_tasks=8),

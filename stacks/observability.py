@@ -1,9 +1,9 @@
 """Observability tier: the encrypted alarm topic, the alarms, the ``FinTech-Operations`` dashboard and
 the EventBridge rules that forward ECS service errors.
 
-Only AWS-native metrics are used for now. Application (EMF) metrics plug in through
-:func:`app_metric_widgets`: pass the metric names (from ``shared/metrics.py`` once it exists) to
-:func:`build` and they get a dashboard row of their own.
+AWS-native alarms live here; the alarms on the services' application (EMF) metrics, whose names come
+from ``shared.metrics``, live in :mod:`stacks.app_alarms`, and the dashboard in :mod:`stacks.dashboard`.
+Their thresholds come from the typed per-environment config through the ``EnvironmentSizing`` mapping.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from awacs import aws as iam
 from awacs.aws import Allow, Condition, PolicyDocument, Principal, Statement
 from troposphere import Equals, Not, Parameter, Ref, Sub, Template, cloudwatch, events, sns
 
+from shared.metrics import SERVICES
+from stacks.app_alarms import add_app_alarms
 from stacks.common import new_template, same_account, tags
 from stacks.config import PlatformConfig
-from stacks.dashboard import SERVICES, dashboard_body
+from stacks.dashboard import dashboard_body
 from stacks.naming import ComputeExports, DataExports, NetworkExports, SecurityExports, import_value
 from stacks.security import TABLES
 
@@ -219,10 +221,9 @@ def _alarms(t: Template, topic: sns.Topic) -> None:
 
 
 def build(platform: PlatformConfig, app_metrics: Sequence[str] = ()) -> Template:
-    """The observability tier template; ``app_metrics`` adds one dashboard graph per EMF metric."""
-    t = new_template(
-        platform, "observability", "alarm topic, alarms, dashboard and EventBridge rules", with_sizing=False
-    )
+    """The observability tier template. The application rows and alarms always use ``shared.metrics``;
+    ``app_metrics`` adds one further dashboard graph per named EMF metric."""
+    t = new_template(platform, "observability", "alarm topic, alarms, dashboard and EventBridge rules")
     t.add_parameter(
         Parameter(
             "AlarmEmail",
@@ -271,6 +272,8 @@ def build(platform: PlatformConfig, app_metrics: Sequence[str] = ()) -> Template
         )
     )
     _alarms(t, topic)
+    add_app_alarms(t, topic)
+    alarms = [name for name, res in t.resources.items() if isinstance(res, cloudwatch.Alarm)]
     variables: dict[str, object] = {
         "Alb": import_value(t, ComputeExports.ALB_FULL_NAME),
         "TargetGroup": import_value(t, ComputeExports.TARGET_GROUP_FULL_NAME),
@@ -286,7 +289,7 @@ def build(platform: PlatformConfig, app_metrics: Sequence[str] = ()) -> Template
         cloudwatch.Dashboard(
             "OperationsDashboard",
             DashboardName=platform.dashboard_name,
-            DashboardBody=Sub(dashboard_body(platform, app_metrics), **variables),
+            DashboardBody=Sub(dashboard_body(platform, app_metrics, alarms), **variables),
         )
     )
     cluster_arn = import_value(t, ComputeExports.CLUSTER_ARN)
