@@ -82,6 +82,7 @@ class Metrics:
         self._samples[name].add(value)
 
     def gauge(self, name: str, value: float) -> None:
+        """Report ``value`` in the next flush only (see :meth:`lines`)."""
         self._gauges[name] = value
 
     def request(self, status: int, latency_ms: float, code: str | None) -> None:
@@ -106,7 +107,10 @@ class Metrics:
         for name, sampled in samples.items():
             plain[name] = sampled.values
             units[name] = "Milliseconds" if name == LATENCY else "Count"
-        for name, value in self._gauges.items():
+        # A gauge is reported in the interval it was set in, then forgotten: a producer that stops
+        # (a verifier that fails or hangs) shows up as missing data rather than a stale value.
+        gauges, self._gauges = self._gauges, {}
+        for name, value in gauges.items():
             plain[name] = value
             units[name] = "Count"
         out: list[dict[str, Any]] = []

@@ -6,8 +6,8 @@ through the ``EnvironmentSizing`` mapping). Every alarm notifies the alarm topic
 How each one treats missing data is a decision, documented on the alarm and in docs/runbooks.md:
 
 ``LedgerVerifierDiscrepanciesAlarm`` (``VerifierDiscrepancies`` > 0), missing data **ignore**
-    A ledger process runs the verifier every 300 s and reports the result as a gauge that every
-    process which ran it re-emits each minute. Only a verifier result may raise or clear this alarm:
+    A ledger process runs the verifier every 300 s and reports the result once, as a gauge in the
+    next metrics flush (gauges are forgotten after each flush). Only a verifier result may raise or clear this alarm:
     silence must neither clear a real discrepancy (``notBreaching`` would) nor raise a money alarm that
     is not about money (``breaching`` would, and an operator freezing writes because the verifier was
     redeployed is an outage we caused). Silence is its own alarm, the next one.
@@ -17,9 +17,9 @@ How each one treats missing data is a decision, documented on the alarm and in d
     metrics disabled, EMF extraction broken). The verifier is the one check that money is intact, so
     its absence pages.
 ``LedgerVerifierFailingAlarm`` (the ledger logs "verifier run failed" in 3 consecutive 5-minute windows), **notBreaching**
-    The gauge is sticky (``shared.metrics.Metrics.gauge`` is never reset), so a verifier that starts
-    failing keeps re-emitting its last good value and the silence alarm stays OK. A metric filter on the
-    ledger's log counts the failures; no failure line means no failure.
+    A failing run reports nothing, so the silence alarm follows after ``verifier_silence_minutes``;
+    this metric filter on the ledger's "verifier run failed" log line names the cause sooner. No
+    failure line means no failure.
 ``<Service>ServerErrorRateAlarm`` (5xx % of requests), **notBreaching**
     ``Requests`` is absent in a minute without traffic and ``ServerErrors`` in a minute without 5xx: no
     data means nothing failed. A service that serves nothing at all is caught by the health, ALB and
