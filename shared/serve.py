@@ -2,7 +2,8 @@
 
 uvicorn with uvloop and httptools by default; ``SERVER=granian`` switches to granian (the choice
 and its measurements are in docs/adr). Both stop accepting on SIGTERM/SIGINT and let in-flight
-requests finish before the app's shutdown hooks close pools (graceful shutdown).
+requests finish before the app's shutdown hooks close pools (graceful shutdown). Each request must
+arrive within ``REQUEST_READ_TIMEOUT_SECONDS``, so slow clients are cut off (:mod:`shared.read_timeout`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def serve(service: str, factory: str, port: int) -> None:
     if server == "granian":
         from granian import Granian
         from granian.constants import Interfaces, Loops
+        from granian.http import HTTP1Settings
 
         Granian(
             factory,
@@ -36,9 +38,15 @@ def serve(service: str, factory: str, port: int) -> None:
             log_access=False,
             backlog=2048,
             workers_kill_timeout=GRACEFUL_SHUTDOWN_SECONDS,
+            # Granian bounds the headers only; uvicorn (the default) bounds headers and body.
+            http1_settings=HTTP1Settings(
+                header_read_timeout=int(settings.request_read_timeout_seconds * 1000) or 30_000
+            ),
         ).serve()
         return
     import uvicorn
+
+    from shared.read_timeout import ReadTimeoutHttpToolsProtocol
 
     uvicorn.run(
         factory,
@@ -46,7 +54,7 @@ def serve(service: str, factory: str, port: int) -> None:
         host=settings.bind_host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=ReadTimeoutHttpToolsProtocol,  # httptools, plus a deadline for each request to arrive
         workers=settings.workers,
         access_log=False,
         log_config=None,

@@ -163,6 +163,34 @@ class Settings:
     dynamodb_timeout_seconds: float = field(default_factory=lambda: _env_float("DYNAMODB_TIMEOUT_SECONDS", 3.0))
     """Connect and read timeout of one DynamoDB call (with at most two attempts)."""
 
+    request_read_timeout_seconds: float = field(
+        default_factory=lambda: _env_float("REQUEST_READ_TIMEOUT_SECONDS", 30.0)
+    )
+    """Longest a client may take to send one whole request (headers and body), counted from when it
+    connects, or starts the request on a kept-alive connection; then the connection is closed, so
+    slow clients (slowloris) cannot hold connections open. 0 disables the deadline."""
+
+    tracing_exporter: str = field(default_factory=lambda: _env_str("OTEL_TRACES_EXPORTER", ""))
+    """Where spans go: ``otlp`` (to ``OTEL_EXPORTER_OTLP_ENDPOINT``), ``console`` (one JSON line per
+    span on stderr) or ``none``. Unset: ``otlp`` when an endpoint is set, else ``none``. With
+    ``none`` tracing is off entirely: no SDK, no instrumentation, no middleware (shared/tracing.py)."""
+
+    otlp_endpoint: str = field(default_factory=lambda: _env_str("OTEL_EXPORTER_OTLP_ENDPOINT", ""))
+    """OTLP collector receiving the spans: the ADOT sidecar (``http://127.0.0.1:4317``) in AWS;
+    unset locally, which keeps tracing off."""
+
+    otlp_protocol: str = field(default_factory=lambda: _env_str("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"))
+    """``grpc`` (port 4317) or ``http/protobuf`` (port 4318) for the OTLP exporter."""
+
+    tracing_sampler: str = field(
+        default_factory=lambda: _env_str("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    )
+    """``parentbased_traceidratio`` (the default), ``parentbased_always_on`` or ``parentbased_always_off``.
+    The gateway decides for a new request; the ledger and session service follow its decision."""
+
+    tracing_sample_ratio: float = field(default_factory=lambda: _env_float("OTEL_TRACES_SAMPLER_ARG", 1.0))
+    """Share of public requests traced (0.0-1.0) with ``parentbased_traceidratio``; 0.05 in AWS."""
+
     def ledger_base_url(self) -> str:
         return self.ledger_url or f"http://127.0.0.1:{self.ledger_port}"
 

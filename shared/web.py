@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response, get
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, InternalServerException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import PROBLEM_MEDIA_TYPE, ErrorCode, ErrorItem, ProblemError, encode_problem
@@ -234,6 +234,10 @@ async def read_body(request: Request[Any, Any, Any]) -> bytes:
     """The request body, with the size limit turned into 413 ``payload_too_large``."""
     try:
         return await request.body()
+    except InternalServerException:
+        # Litestar's "client disconnected prematurely": the client (or the read deadline of
+        # shared.read_timeout) closed the connection mid-body. Its fault, not ours: 400, unsent.
+        raise ProblemError(ErrorCode.INVALID_REQUEST, "the request body was not received in full") from None
     except HTTPException as exc:
         if exc.status_code == 413:
             raise ProblemError(ErrorCode.PAYLOAD_TOO_LARGE, f"request body exceeds {MAX_BODY_BYTES} bytes") from None
