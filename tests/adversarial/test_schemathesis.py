@@ -1,0 +1,113 @@
+"""Property-based fuzzing of the gateway from its own OpenAPI document (schemathesis).
+
+Every operation of ``/schema/openapi.json`` gets generated requests, valid ones and invalid ones,
+with a real session token, and a deterministic seed (``derandomize``) and a bounded number of
+examples, so a run is reproducible. Operations that take ids are also fuzzed with the tenant's real
+ids, so that the success bodies (accounts, transfers, pages, balances) are checked too. Every
+answer must be no 5xx, have a status, content type, headers and body the document declares, and
+invalid requests must be refused.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.support.platform import Platform
+
+EXAMPLES = 25
+"""Generated requests per operation and variant (valid, invalid, with real ids)."""
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+          response_headers_conformance]
+
+
+def _login(platform: Platform, api_key: str) -> str:
+    reply = requests.post(f"{platform.url}/v1/sessions", json={"api_key": api_key}, timeout=30)
+    assert reply.status_code == 201, reply.text
+    token: str = reply.json()["token"]
+    return token
+
+
+def _real_ids(platform: Platform, token: str) -> dict[str, str]:
+    """An account with history and a pending transfer, for the real-id variants."""
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        reply = requests.post(platform.url + path, json=body, headers=headers, timeout=30)
+        assert reply.status_code == 201, reply.text
+        created: dict[str, Any] = reply.json()
+        return created
+
+    a, b = post("/v1/accounts", {"currency": "USD"}), post("/v1/accounts", {"currency": "USD"})
+    body = {"debit_account_id": a["id"], "credit_account_id": b["id"], "amount": 10, "currency": "USD"}
+    post("/v1/transfers", {**body, "id": str(uuid.uuid4())})
+    pending = post("/v1/transfers", {**body, "id": str(uuid.uuid4()), "pending": True, "amount": 10**6})
+    return {"account_id": a["id"], "transfer_id": pending["id"]}
+
+
+def _fuzz(platform: Platform, operation: Any, mode: GenerationMode, path_parameters: dict[str, str] | None,
+          bearer: Any, failures: list[str]) -> int:
+    """Run one operation in one variant; failing checks go to ``failures``; returns the calls made."""
+    checks = [*CHECKS, negative_data_rejection] if mode is GenerationMode.NEGATIVE else CHECKS
+    session = requests.Session()
+    calls = 0
+
+    @settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+    @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters))
+    def run(case: schemathesis.Case) -> None:
+        nonlocal calls
+        calls += 1
+        try:
+            case.call_and_validate(base_url=platform.url, session=session,
+                                   headers={"Authorization": f"Bearer {bearer()}"}, checks=checks)
+        except Exception as exc:  # collected, so one run reports every failing operation
+            failures.append(f"{operation.label} ({mode.value}, ids={path_parameters}): {str(exc)[:1500]}")
+
+    run()
+    session.close()
+    return calls
+
+
+def test_gateway_conforms_to_its_openapi_document(platform: Platform) -> None:
+    tenant = platform.create_tenant("schemathesis")
+    token = _login(platform, tenant["api_key"])
+    real = _real_ids(platform, token)
+    schema = schemathesis.openapi.from_url(f"{platform.url}/schema/openapi.json")
+    failures: list[str] = []
+    calls = 0
+    operations = sorted((result.ok() for result in schema.get_all_operations()), key=lambda op: op.label)
+    assert len(operations) >= 12, [op.label for op in operations]
+    for operation in operations:
+        if operation.label == "DELETE /v1/sessions/current":
+            # Logging out revokes the token, so each logout case gets a session of its own.
+            def bearer() -> str:
+                return _login(platform, tenant["api_key"])
+        else:
+            def bearer() -> str:
+                return token
+        names = [p.name for p in operation.path_parameters]
+        variants: list[tuple[GenerationMode, dict[str, str] | None]] = [
+            (GenerationMode.POSITIVE, None), (GenerationMode.NEGATIVE, None),
+        ]
+        if names:
+            variants.append((GenerationMode.POSITIVE, {name: real[name] for name in names}))
+        for mode, path_parameters in variants:
+            calls += _fuzz(platform, operation, mode, path_parameters, bearer, failures)
+    print(json.dumps({"schemathesis_calls": calls, "operations": len(operations)}))
+    assert failures == [], "\n\n".join(failures[:10])
