@@ -7,23 +7,30 @@ when a connection opens and when a request starts on a kept-alive connection, an
 the request (headers and body) has fully arrived. If the timer fires first, the connection is
 closed. An application already waiting for the body sees the client disconnect
 (:func:`shared.web.read_body` then answers 400, which nobody receives).
+
+It also answers a request the HTTP parser refuses (a CR, LF or NUL inside a header, a malformed
+request line) like every other error of the platform: 400 ``invalid_request`` as problem+json
+with an ``X-Request-Id``, where uvicorn would answer ``text/plain`` without one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from shared.errors import PROBLEM_MEDIA_TYPE, ErrorCode, ProblemError, encode_problem
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 
 class ReadTimeoutHttpToolsProtocol(HttpToolsProtocol):
-    """``HttpToolsProtocol`` plus ``REQUEST_READ_TIMEOUT_SECONDS`` for each request to arrive."""
+    """``HttpToolsProtocol`` plus ``REQUEST_READ_TIMEOUT_SECONDS`` for each request to arrive, and
+    problem+json for requests the parser refuses."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -46,6 +53,20 @@ class ReadTimeoutHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._disarm_read_deadline()
+
+    def send_400_response(self, msg: str) -> None:
+        request_id = uuid.uuid4().hex
+        body = encode_problem(ProblemError(ErrorCode.INVALID_REQUEST, "malformed HTTP request"), request_id)
+        head = [b"HTTP/1.1 400 Bad Request"]
+        head += [name + b": " + value for name, value in self.server_state.default_headers]
+        head += [
+            b"content-type: " + PROBLEM_MEDIA_TYPE.encode(),
+            b"content-length: " + str(len(body)).encode(),
+            b"x-request-id: " + request_id.encode(),
+            b"connection: close",
+        ]
+        self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+        self.transport.close()
 
     def _arm_read_deadline(self) -> None:
         if self._read_timeout > 0 and self._read_deadline is None:
