@@ -63,7 +63,8 @@ class Pipeline:
         try:
             # The media type goes along even with an empty body, so that the ledger answers an empty
             # application/json body 400 (malformed JSON) rather than 415.
-            upstream = await self.ledger.forward(method, path, query, body, content_type, principal.tenant_id)
+            upstream = await self.ledger.forward(method, _raw_path(request), query, body, content_type,
+                                                 principal.tenant_id)
         except ProblemError as error:
             if admitted.claim is not None:
                 await self.admission.complete(admitted.claim, None)
@@ -86,6 +87,13 @@ class Pipeline:
             error.headers.update(headers)
             raise
         return Response(content=b"", status_code=204, headers=headers)
+
+
+def _raw_path(request: Request[Any, Any, Any]) -> str:
+    """The path as the client encoded it. The decoded path would turn an id's escaped ``?`` or
+    ``#`` (``%3F``, ``%23``) into a query string or a fragment upstream: another request."""
+    raw = request.scope.get("raw_path")
+    return raw.decode("latin-1") if isinstance(raw, bytes) and raw else str(request.url.path)
 
 
 def _respond(kept: KeptResponse, admitted: Admitted, *, replayed: bool) -> Response[bytes]:
