@@ -141,12 +141,17 @@ async def test_absurd_parameters_and_ids(api: Api, victim: Victim, db: asyncpg.C
         "/v1/accounts/" + "a" * 10_000,
         "/v1/transfers/..%2F..%2Finternal%2Fsessions",
         "/v1/transfers/$(id)",
+        # Escaped delimiters stay inside the id: never a query string or another path upstream.
+        "/v1/accounts/%3Flimit=5",
+        f"/v1/accounts/{account}%3F/transfers",
+        f"/v1/accounts/{account}%23/transfers",
     ]
     for path in queries:
         reply = await api.call("GET", path, token=tenant.token)
         assert 400 <= reply.status < 500, (path, reply)
         assert_problem(reply, reply.status)
-    for path in ["/v1/transfers/'%3B%20DROP%20TABLE%20transfers%3B--/post", "/v1/transfers/%00/void"]:
+    for path in ["/v1/transfers/'%3B%20DROP%20TABLE%20transfers%3B--/post", "/v1/transfers/%00/void",
+                 f"/v1/transfers/{uuid.uuid4()}%3F/void", f"/v1/transfers/{uuid.uuid4()}%3Fx=/post"]:
         reply = await api.call("POST", path, token=tenant.token)
         assert_problem(reply, 400, "invalid_request")
     # The earliest instant there is reads back as RFC 3339 (a four-digit year).

@@ -19,6 +19,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -73,10 +74,13 @@ def _fuzz(platform: Platform, operation: Any, mode: GenerationMode, path_paramet
     def run(case: schemathesis.Case) -> None:
         nonlocal calls
         calls += 1
+        # The generated Authorization header is replaced by a real token, unless the case's headers
+        # are the invalid part (a missing or mangled Authorization must stay as generated).
+        header = case.meta.components.get(ParameterLocation.HEADER) if case.meta is not None else None
+        headers = {} if header is not None and header.mode.is_negative else {"Authorization": f"Bearer {bearer()}"}
         try:
-            case.call_and_validate(base_url=platform.url, session=session,
-                                   headers={"Authorization": f"Bearer {bearer()}"}, checks=checks)
-        except Exception as exc:  # collected, so one run reports every failing operation
+            case.call_and_validate(base_url=platform.url, session=session, headers=headers, checks=checks)
+        except (Exception, BaseExceptionGroup) as exc:  # collected: one run reports every failing operation
             failures.append(f"{operation.label} ({mode.value}, ids={path_parameters}): {str(exc)[:1500]}")
 
     run()
