@@ -7,7 +7,8 @@ and timeout. Each call carries
 
 - ``X-Internal-Token``: the shared internal credential (``settings.internal_token``);
 - ``X-Request-Id`` and ``X-Amzn-Trace-Id`` of the request being served (from :mod:`shared.logging`),
-  so one id follows a request through all three services and their log lines;
+  so one id follows a request through all three services and their log lines (with tracing on,
+  :mod:`shared.tracing` rewrites the trace header's ``Parent`` to the call's client span);
 - a total timeout of ``settings.upstream_timeout_seconds``.
 
 A connection failure or a timeout becomes :class:`UpstreamUnavailable` (carrying whether the
@@ -27,6 +28,7 @@ import msgspec
 
 from shared.errors import ErrorCode, ProblemError, unavailable
 from shared.logging import request_id_var, trace_header_var
+from shared.tracing import client_trace_configs
 
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"
 TENANT_HEADER = "X-Tenant-Id"
@@ -77,7 +79,10 @@ class HttpPool:
             connector = aiohttp.TCPConnector(
                 limit=self._pool_size, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=60
             )
-            self.session = aiohttp.ClientSession(connector=connector, skip_auto_headers=("User-Agent",))
+            # With tracing on, a client span per call, and X-Amzn-Trace-Id rewritten to name it.
+            self.session = aiohttp.ClientSession(
+                connector=connector, skip_auto_headers=("User-Agent",), trace_configs=client_trace_configs() or None
+            )
 
     async def close(self) -> None:
         if self.session is not None:

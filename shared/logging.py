@@ -10,11 +10,16 @@ import contextvars
 import logging
 import sys
 import time
+from collections.abc import Callable
 
 import msgspec
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 trace_header_var: contextvars.ContextVar[str] = contextvars.ContextVar("trace_header", default="")
+
+trace_id_source: Callable[[], str] | None = None
+"""Set by :mod:`shared.tracing` when tracing is on: the current span's X-Ray trace id, which log
+lines then carry (it equals the header's ``Root`` whenever the request came with one)."""
 
 _encoder = msgspec.json.Encoder()
 
@@ -50,9 +55,12 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             line["request_id"] = request_id
-        trace_header = trace_header_var.get()
-        if trace_header:
-            line["trace_id"] = trace_id_from_header(trace_header)
+        trace_id = trace_id_source() if trace_id_source is not None else ""
+        if not trace_id:
+            trace_header = trace_header_var.get()
+            trace_id = trace_id_from_header(trace_header) if trace_header else ""
+        if trace_id:
+            line["trace_id"] = trace_id
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 line[key] = value

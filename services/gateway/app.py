@@ -25,6 +25,7 @@ from services.gateway.upstream import Ledger
 from shared.http import HttpPool, ServiceClient
 from shared.metrics import Emitter
 from shared.settings import Settings, get_settings
+from shared.tracing import instrument_app
 from shared.web import MAX_BODY_BYTES, RequestContextMiddleware, exception_handlers, health_routes
 
 log = logging.getLogger(__name__)
@@ -98,4 +99,4 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     app.state.pipeline = components.pipeline
     app.state.sessions = components.sessions
     app.state.openapi = msgspec.json.encode(build_document())
-    return RequestContextMiddleware(app)
+    return RequestContextMiddleware(instrument_app(app, "gateway", settings, ("redis",)))

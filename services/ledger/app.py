@@ -12,6 +12,7 @@ from services.ledger.routes import ROUTES
 from services.ledger.runtime import LedgerRuntime
 from shared.metrics import Emitter
 from shared.settings import Settings, get_settings
+from shared.tracing import instrument_app
 from shared.web import MAX_BODY_BYTES, RequestContextMiddleware, exception_handlers, health_routes
 
 
@@ -46,4 +47,4 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     )
     # Outside Litestar, so that even a routing 404/405 (answered before any Litestar middleware
     # runs) carries X-Request-Id and is counted.
-    return RequestContextMiddleware(app)
+    return RequestContextMiddleware(instrument_app(app, "ledger", settings, ("asyncpg",)))

@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from typing import Any
 
 import asyncpg
 
-from services.ledger import store
+from services.ledger import spans, store
 from services.ledger.db import DATABASE_DOWN, connection
 from services.ledger.rules import Outcome, WriteRequest
 from shared.errors import ProblemError
@@ -28,7 +29,8 @@ from shared.metrics import GROUP_SIZE, TRANSFERS_COMMITTED, current_metrics
 
 log = logging.getLogger(__name__)
 
-_Waiter = tuple[WriteRequest, "asyncio.Future[list[Outcome]]"]
+_Waiter = tuple[WriteRequest, "asyncio.Future[list[Outcome]]", Any]
+"""A queued request, the future its caller awaits, and its ``ledger.write`` span (None: tracing off)."""
 
 
 class GroupCommitter:
@@ -42,15 +44,17 @@ class GroupCommitter:
 
     async def submit(self, request: WriteRequest) -> list[Outcome]:
         """Apply ``request`` (in a group when enabled) and return one outcome per operation."""
-        if not self._enabled:
-            async with connection(self._pool) as conn:
-                results = await store.apply_requests(conn, [request])
-            self._record(1, results)
-            return results[0]
-        future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
-        self._queue.append((request, future))
-        self._start_groups()
-        return await future
+        with spans.write(request) as span:
+            if not self._enabled:
+                async with connection(self._pool) as conn:
+                    with spans.group([span], len(request.operations)):
+                        results = await store.apply_requests(conn, [request])
+                self._record(1, results)
+                return results[0]
+            future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
+            self._queue.append((request, future, span))
+            self._start_groups()
+            return await future
 
     def _start_groups(self) -> None:
         while self._queue and len(self._inflight) < self._max_inflight:
@@ -74,24 +78,26 @@ class GroupCommitter:
 
     async def _commit(self, group: list[_Waiter]) -> None:
         try:
-            async with connection(self._pool) as conn:
-                try:
-                    results = await store.apply_requests(conn, [request for request, _ in group])
-                except DATABASE_DOWN:
-                    raise
-                except Exception:
-                    if len(group) == 1:
+            operations = sum(len(request.operations) for request, _, _ in group)
+            with spans.group([span for _, _, span in group], operations):
+                async with connection(self._pool) as conn:
+                    try:
+                        results = await store.apply_requests(conn, [request for request, _, _ in group])
+                    except DATABASE_DOWN:
                         raise
-                    log.exception("group transaction failed; re-running its requests one by one")
-                    await self._commit_one_by_one(conn, group)
-                    return
+                    except Exception:
+                        if len(group) == 1:
+                            raise
+                        log.exception("group transaction failed; re-running its requests one by one")
+                        await self._commit_one_by_one(conn, group)
+                        return
             self._record(len(group), results)
-            for (_, future), outcomes in zip(group, results, strict=True):
+            for (_, future, _), outcomes in zip(group, results, strict=True):
                 if not future.done():
                     future.set_result(outcomes)
         except BaseException as exc:  # every caller must hear back, whatever happened
             error = exc if isinstance(exc, ProblemError | Exception) else RuntimeError("group commit cancelled")
-            for _, future in group:
+            for _, future, _ in group:
                 if not future.done():
                     future.set_exception(error)
             if not isinstance(exc, Exception):
@@ -105,7 +111,7 @@ class GroupCommitter:
             metrics.sample(GROUP_SIZE, requests)
 
     async def _commit_one_by_one(self, conn: asyncpg.Connection, group: list[_Waiter]) -> None:
-        for request, future in group:
+        for request, future, _ in group:
             try:
                 outcomes = (await store.apply_requests(conn, [request]))[0]
             except DATABASE_DOWN:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from services.ledger import spans
 from services.ledger.rules import (
     EVENTS_PER_BLOCK,
     AccountState,
@@ -282,8 +283,10 @@ async def apply_requests(
         try:
             async with conn.transaction():
                 state, before = await _load_state(conn, plan)
-                state.expire_due()
-                outcomes = [state.apply(request) for request in requests]
+                with spans.rules(requests) as span:
+                    state.expire_due()
+                    outcomes = [state.apply(request) for request in requests]
+                    spans.rejected(span, outcomes)
                 await _write(conn, state, before)
             return outcomes
         except _Retry as retry:

@@ -23,6 +23,7 @@ from services.session.store import SessionStore, StoreUnavailable
 from shared.errors import unavailable
 from shared.metrics import Emitter
 from shared.settings import Settings, get_settings
+from shared.tracing import instrument_app
 from shared.web import (
     MAX_BODY_BYTES,
     RequestContextMiddleware,
@@ -122,4 +123,4 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     app.state.settings = settings
     app.state.service = components.service
     app.state.components = components
-    return RequestContextMiddleware(app)
+    return RequestContextMiddleware(instrument_app(app, "session", settings, ("redis", "aiobotocore")))

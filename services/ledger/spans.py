@@ -1,0 +1,92 @@
+"""The ledger's hand-made spans: the domain steps no library instruments (ADR 0050).
+
+- ``ledger.write``: one per write request, in the request's trace, from submission to outcomes
+  (queueing for a group included). Attributes: ``ledger.operations``, ``ledger.atomic``, and for a
+  request of one operation ``ledger.operation`` (create/post/void) and ``ledger.transfer_id`` (the
+  one business identifier spans carry; indexed in X-Ray, so a transfer's trace can be searched).
+- ``ledger.group``: one per group-commit transaction; the PostgreSQL statements (asyncpg spans) are
+  its children. A transaction serves several requests but a span has one parent: it belongs to the
+  trace of the first *sampled* request of the group and links to the other sampled requests'
+  ``ledger.write`` spans, each of which links back to it. Attributes ``ledger.group.size``
+  (requests, like the ``GroupSize`` metric) and ``ledger.group.operations``, copied onto every
+  member's ``ledger.write`` span.
+- ``ledger.rules``: the in-memory rule evaluation inside the transaction, with
+  ``ledger.rules.rejected`` (operations that failed a rule).
+
+Each helper is a no-op (and computes nothing) while tracing is off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
+
+from services.ledger.rules import CreateTransfer, Outcome, PostPending, WriteRequest
+from shared import tracing
+
+_NO_SPAN: AbstractContextManager[Any] = nullcontext()
+
+
+def write(request: WriteRequest) -> AbstractContextManager[Any]:
+    """The ``ledger.write`` span of one request (yields it, or None when tracing is off)."""
+    tracer = tracing.tracer()
+    if tracer is None:
+        return _NO_SPAN
+    attributes: dict[str, Any] = {"ledger.operations": len(request.operations), "ledger.atomic": request.atomic}
+    if len(request.operations) == 1:
+        op = request.operations[0]
+        if isinstance(op, CreateTransfer):
+            attributes["ledger.operation"], transfer_id = "create", op.body.id
+        else:
+            attributes["ledger.operation"] = "post" if isinstance(op, PostPending) else "void"
+            transfer_id = op.transfer_id
+        attributes["ledger.transfer_id"] = str(transfer_id)
+    return tracer.start_as_current_span("ledger.write", attributes=attributes)  # type: ignore[no-any-return]
+
+
+@contextmanager
+def group(members: Sequence[Any], operations: int) -> Iterator[None]:
+    """The ``ledger.group`` span around one transaction serving ``members`` (their write spans)."""
+    tracer = tracing.tracer()
+    if tracer is None or not members:
+        yield
+        return
+    from opentelemetry import trace
+
+    sampled = [span for span in members if span is not None and span.is_recording()]
+    if not sampled:
+        # Not traced: run under the first request's (unsampled) span, so the statements are not
+        # recorded, whichever request's context the group's task happened to be created in.
+        with trace.use_span(members[0], end_on_exit=False):
+            yield
+        return
+    leader, others = sampled[0], sampled[1:]
+    attributes = {"ledger.group.size": len(members), "ledger.group.operations": operations}
+    with tracer.start_as_current_span(
+        "ledger.group",
+        context=trace.set_span_in_context(leader),
+        links=[trace.Link(span.get_span_context()) for span in others],
+        attributes=attributes,
+    ) as span:
+        for member in sampled:
+            member.set_attributes(attributes)
+        for member in others:
+            member.add_link(span.get_span_context())
+        yield
+
+
+def rules(requests: Sequence[WriteRequest]) -> AbstractContextManager[Any]:
+    """The ``ledger.rules`` span around the in-memory evaluation (yields it, or None when off)."""
+    tracer = tracing.tracer()
+    if tracer is None:
+        return _NO_SPAN
+    operations = sum(len(request.operations) for request in requests)
+    attributes = {"ledger.group.size": len(requests), "ledger.group.operations": operations}
+    return tracer.start_as_current_span("ledger.rules", attributes=attributes)  # type: ignore[no-any-return]
+
+
+def rejected(span: Any, outcomes: Sequence[Sequence[Outcome]]) -> None:
+    """Record on the rules span how many operations failed a rule."""
+    if span is not None and span.is_recording():
+        span.set_attribute("ledger.rules.rejected", sum(o.code is not None for result in outcomes for o in result))

@@ -1,0 +1,52 @@
+"""Platforms whose three service processes export their spans to an OTLP receiver in the test process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.platform import Platform, ledger_available
+from tests.tracing.collector import Receiver
+
+
+def _platform(database_url: str, redis_prefix: str, receiver: Receiver, **overrides: str) -> Platform:
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "50",  # export within 50 ms, so tests need not wait long
+        **overrides,
+    }
+    return Platform(database_url, redis_prefix, overrides=env)
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    running = Receiver().start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def traced(database_url: str, redis_prefix: str, receiver: Receiver) -> Iterator[Platform]:
+    """The whole platform with tracing on at 100% sampling, exporting to ``receiver``."""
+    if not ledger_available():
+        pytest.skip("the ledger service does not exist yet")
+    platform = _platform(database_url, redis_prefix, receiver, OTEL_TRACES_SAMPLER_ARG="1.0")
+    try:
+        platform.start()
+        yield platform
+    finally:
+        platform.stop()
+
+
+@pytest.fixture(scope="module")
+def untraced(database_url: str, redis_prefix: str, receiver: Receiver) -> Iterator[Platform]:
+    """The platform with the receiver configured as endpoint but tracing switched off."""
+    platform = _platform(database_url, redis_prefix, receiver, OTEL_TRACES_EXPORTER="none")
+    try:
+        platform.start()
+        yield platform
+    finally:
+        platform.stop()

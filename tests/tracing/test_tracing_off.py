@@ -1,0 +1,120 @@
+"""Tracing off: nothing is instrumented or exported, and the X-Ray header still travels unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from redis.asyncio import Redis
+
+from shared.session_cache import session_key, token_hash
+from tests.support.api import Api
+from tests.support.platform import Platform, quick_tenant
+from tests.support.processes import ROOT, free_port
+from tests.tracing.collector import Receiver
+
+TRACE = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+
+
+@pytest.fixture
+async def fake_ledger() -> AsyncIterator[tuple[str, list[Any]]]:
+    """A stand-in ledger recording the headers the gateway forwards."""
+    seen: list[Any] = []
+
+    async def live(_: web.Request) -> web.Response:
+        return web.json_response({"status": "live"})
+
+    async def accounts(request: web.Request) -> web.Response:
+        seen.append(request.headers.copy())  # case-insensitive
+        return web.json_response({"data": [], "next_cursor": None})
+
+    app = web.Application()
+    app.router.add_get("/health/live", live)
+    app.router.add_get("/v1/accounts", accounts)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+async def test_nothing_is_exported_and_the_trace_header_reaches_the_upstreams(
+    untraced: Platform, receiver: Receiver, fake_ledger: tuple[str, list[Any]]
+) -> None:
+    ledger_url, seen = fake_ledger
+    # The fake ledger answers from this event loop: start the gateway without blocking it.
+    gateway = await asyncio.to_thread(untraced.extra_gateway, LEDGER_URL=ledger_url)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        api = Api(http, untraced.url)
+        tenant = await quick_tenant(untraced, api, "untraced")
+        request_id = f"off-{uuid.uuid4().hex}"
+        headers = {"X-Request-Id": request_id, "X-Amzn-Trace-Id": TRACE}
+        # Through all three real services: login (session service, DynamoDB, Redis), then a
+        # transfer-sized write path on the ledger.
+        login = await api.call("POST", "/v1/sessions", json={"api_key": tenant.api_key}, headers=headers)
+        assert login.status == 201, login
+        bank = await api.account(tenant, normal_balance="debit")
+        wallet = await api.account(tenant)
+        assert (await api.transfer(tenant, bank["id"], wallet["id"], 5)).status == 201
+        # The header reaches the ledger byte for byte (a token the gateway has not cached also
+        # sends the request to the session service first).
+        redis = Redis.from_url(untraced.env["REDIS_URL"])
+        await redis.delete(session_key(untraced.env["REDIS_KEY_PREFIX"], token_hash(tenant.token)))
+        await redis.aclose()
+        listed = await api.call("GET", "/v1/accounts", token=tenant.token, headers=headers, base_url=gateway.url)
+        assert listed.status == 200, listed
+    assert [h.get("X-Amzn-Trace-Id") for h in seen] == [TRACE]
+    assert seen[0]["X-Request-Id"] == request_id
+    session_lines = [
+        json.loads(line) for line in untraced.session.log_path.read_text().splitlines() if request_id in line
+    ]
+    assert session_lines and all(line["trace_id"] == "1-5759e988-bd862e3fe1be46a994272793" for line in session_lines)
+
+    # The processes had an endpoint but OTEL_TRACES_EXPORTER=none: the receiver never hears a span.
+    await asyncio.sleep(1.0)  # twenty export intervals of OTEL_BSP_SCHEDULE_DELAY=50 ms
+    assert receiver.spans() == []
+
+
+def test_without_an_exporter_no_library_is_patched_and_no_tracer_is_installed() -> None:
+    """Tracing off costs nothing: the apps are the bare apps, no library is patched, no SDK is set up."""
+    script = """
+import sys
+import wrapt
+import aiohttp, asyncpg, redis.asyncio, aiobotocore.client
+from services.gateway.app import create_app as gateway
+from services.ledger.app import create_app as ledger
+from services.session.app import create_app as session
+from shared import tracing
+from shared.http import HttpPool
+from shared.web import RequestContextMiddleware
+from litestar import Litestar
+for create in (gateway, ledger, session):
+    app = create()
+    assert isinstance(app, RequestContextMiddleware) and isinstance(app.app, Litestar), app
+assert not tracing.enabled() and tracing.client_trace_configs() == []
+for method in (asyncpg.connection.Connection.fetch, redis.asyncio.Redis.execute_command,
+               aiobotocore.client.AioBaseClient._make_api_call, aiohttp.ClientSession.__init__):
+    assert not isinstance(method, wrapt.ObjectProxy), method  # how the instrumentations patch
+# (Litestar imports OpenTelemetry's modules when they are installed; nothing of it is set up.)
+from opentelemetry import propagate, trace
+assert type(trace.get_tracer_provider()).__name__ == "ProxyTracerProvider", trace.get_tracer_provider()
+assert "xray" not in repr(propagate.get_global_textmap()).lower()
+print("ok")
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["PYTHONPATH"] = str(ROOT)
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
