@@ -14,6 +14,43 @@ from stacks.naming import ComputeExports, DataExports, NetworkExports, SecurityE
 SECRET_ENV = ("INTERNAL_TOKEN", "REDIS_URL", "PGPASSWORD")
 """Variables that only ever reach a container through ``Secrets`` (ValueFrom)."""
 
+TRACE_SAMPLE_RATIO = "0.05"
+"""Share of public requests traced (``OTEL_TRACES_SAMPLER_ARG``; the gateway decides, the internal
+services follow). docs/performance.md measures what a ratio costs; ADR 0050 explains the choice."""
+
+INDEXED_SPAN_ATTRIBUTES = ("ledger.transfer_id", "ledger.operation", "ledger.group.size")
+"""Span attributes the collector turns into X-Ray annotations, searchable in filter expressions as
+``annotation.ledger_transfer_id = "..."`` (docs/runbooks.md)."""
+
+COLLECTOR_CONFIG = f"""\
+extensions:
+  health_check:
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:4317
+processors:
+  memory_limiter:
+    check_interval: 1s
+    limit_mib: 100
+    spike_limit_mib: 25
+  batch:
+    timeout: 1s
+exporters:
+  awsxray:
+    indexed_attributes: [{", ".join(INDEXED_SPAN_ATTRIBUTES)}]
+service:
+  extensions: [health_check]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [memory_limiter, batch]
+      exporters: [awsxray]
+"""
+"""The ADOT sidecar's configuration: OTLP/gRPC from the app container on the task's loopback only,
+to X-Ray. Traces only: the metrics are EMF lines on stdout, extracted by CloudWatch Logs."""
+
 
 def _environment(t: Template, platform: PlatformConfig, svc: ServiceSpec) -> list[ecs.Environment]:
     ports = {s.name: s.port for s in platform.services}
@@ -30,7 +67,11 @@ def _environment(t: Template, platform: PlatformConfig, svc: ServiceSpec) -> lis
         "RATE_LIMIT_PER_SECOND": sizing("RateLimitPerSecond"),
         "RATE_LIMIT_BURST": sizing("RateLimitBurst"),
         "SESSION_TTL_SECONDS": sizing("SessionTtlSeconds"),
+        # Tracing (shared/tracing.py): OTLP/gRPC to the sidecar, X-Ray ids and header, sampled.
         "OTEL_EXPORTER_OTLP_ENDPOINT": platform.otlp_endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": TRACE_SAMPLE_RATIO,
         "OTEL_SERVICE_NAME": svc.name,
         "OTEL_RESOURCE_ATTRIBUTES": Sub(f"deployment.environment=${{{ENV_PARAM}}}"),
     }
@@ -95,7 +136,9 @@ def _task_definition(t: Template, platform: PlatformConfig, svc: ServiceSpec, gr
     collector = ecs.ContainerDefinition(
         Name="otel-collector",
         Image=Ref("AdotImage"),
-        Command=["--config=/etc/ecs/ecs-default-config.yaml"],
+        # The configuration travels in the task definition (no file to bake into an image).
+        Command=["--config=env:AOT_CONFIG_CONTENT"],
+        Environment=[ecs.Environment(Name="AOT_CONFIG_CONTENT", Value=COLLECTOR_CONFIG)],
         Essential=False,
         ReadonlyRootFilesystem=True,
         User=platform.container_user,

@@ -260,26 +260,14 @@ def _roles(t: Template, platform: PlatformConfig, keys: dict[str, object], inter
     add_export(t, SecurityExports.EXECUTION_ROLE_ARN, GetAtt(execution, "Arn"))
 
     telemetry = [
-        # X-Ray trace APIs have no resource-level permissions.
+        # What the ADOT sidecar's awsxray exporter calls (compute_services.COLLECTOR_CONFIG); X-Ray
+        # trace APIs have no resource-level permissions. Sampling is decided in the services
+        # (ADR 0050), so no GetSamplingRules/GetSamplingTargets; the sidecar exports traces only
+        # (EMF metrics go through stdout and the awslogs driver), so no CloudWatch Logs access.
         Statement(
             Effect=Allow,
-            Action=[
-                iam.Action("xray", "PutTraceSegments"),
-                iam.Action("xray", "PutTelemetryRecords"),
-                iam.Action("xray", "GetSamplingRules"),
-                iam.Action("xray", "GetSamplingTargets"),
-            ],
+            Action=[iam.Action("xray", "PutTraceSegments"), iam.Action("xray", "PutTelemetryRecords")],
             Resource=["*"],
-        ),
-        # EMF metrics from the ADOT sidecar land in the environment's log groups.
-        Statement(
-            Effect=Allow,
-            Action=[
-                iam.Action("logs", "CreateLogStream"),
-                iam.Action("logs", "PutLogEvents"),
-                iam.Action("logs", "DescribeLogStreams"),
-            ],
-            Resource=[log_groups, Sub("${Groups}:*", Groups=log_groups)],
         ),
     ]
     tables = [
