@@ -138,9 +138,20 @@ class Tally:
         self.errors: Counter[str] = Counter()
         self.total_ok = 0  # for the progress line, warm-up included
         self.total_errors = 0
+        self.timeline: dict[int, list[int]] = {}
+        """Per second since the start (by completion): [transfers ok, errors, worst latency us]."""
 
-    def record(self, status: int, body: bytes, latency_us: int, batch: bool, counted: bool) -> None:
+    def second(self, at: int, ok: int, errors: int, latency_us: int) -> None:
+        bucket = self.timeline.setdefault(at, [0, 0, 0])
+        bucket[0] += ok
+        bucket[1] += errors
+        bucket[2] = max(bucket[2], latency_us)
+
+    def record(
+        self, status: int, body: bytes, latency_us: int, batch: bool, counted: bool, second: float
+    ) -> None:
         ok, errors = _outcomes(status, body, batch)
+        self.second(int(second), ok, sum(errors.values()), latency_us)
         self.total_ok += ok
         self.total_errors += sum(errors.values())
         if not counted:
@@ -150,7 +161,8 @@ class Tally:
         self.errors.update(errors)
         self.histogram.record_value(max(1, latency_us))
 
-    def failure(self, code: str, counted: bool) -> None:
+    def failure(self, code: str, counted: bool, second: float) -> None:
+        self.second(int(second), 0, 1, 0)
         self.total_errors += 1
         if counted:
             self.requests += 1
@@ -218,17 +230,17 @@ class LoadGenerator:
             connection.open = False
             if connection.transport is not None:
                 connection.transport.close()
-            self.tally.failure(TIMEOUT_CODE, scheduled >= counted_from)
+            self.tally.failure(TIMEOUT_CODE, scheduled >= counted_from, time.perf_counter() - self.start)
             return
         except OSError:
-            self.tally.failure(CONNECTION_CODE, scheduled >= counted_from)
+            self.tally.failure(CONNECTION_CODE, scheduled >= counted_from, time.perf_counter() - self.start)
             await asyncio.sleep(0.05)
             return
         done = time.perf_counter()
         counted = (done if self.config["mode"] == "closed" else scheduled) >= counted_from
         if self.config["mode"] == "closed":
             counted = counted and done <= self.start + self.duration
-        self.tally.record(status, body, int((done - scheduled) * 1e6), self.batch, counted)
+        self.tally.record(status, body, int((done - scheduled) * 1e6), self.batch, counted, done - self.start)
 
     async def _closed_worker(self, connections: list[Connection], index: int, deadline: float) -> None:
         counted_from = self.start + self.warmup
@@ -331,6 +343,10 @@ class LoadGenerator:
                 "max": ms(h.get_max_value()) if count else None,
                 "mean": ms(h.get_mean_value()) if count else None,
             },
+            "timeline": [
+                {"second": t, "transfers_ok": v[0], "errors": v[1], "max_latency_ms": ms(v[2])}
+                for t, v in sorted(self.tally.timeline.items())
+            ],
             "loadgen": {"cpu_s": round(cpu, 2), "wall_s": round(wall, 2), "cpu_percent": round(100 * cpu / wall, 1)},
         }
 

@@ -16,6 +16,7 @@ from cli.bench import procstat
 from cli.bench.fixtures import Fixture, prepare
 from cli.bench.platform import BenchPlatform
 from cli.bench.plot import plot
+from cli.bench.profile import Profiler
 from cli.bench.progress import Progress
 from cli.bench.reference import Reference
 from cli.bench.report import SCHEMA, judge, render, targets
@@ -41,7 +42,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, help="override every scenario's client count")
     parser.add_argument("--no-pgbench", action="store_true", help="skip the pgbench reference (no ratios)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra environment for the services, e.g. SERVER=granian, WORKERS=2")  # fmt: skip
+                        help="environment for the services, e.g. SERVER=granian; SERVICE:KEY=VALUE for one service only, "
+                             "e.g. gateway:WORKERS=2")  # fmt: skip
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="sample the gateway and ledger with py-spy during each scenario, stacks to DIR")  # fmt: skip
     parser.add_argument("--label", default="", help="a label stored in the JSON and shown on the plot")
     parser.add_argument("--keep-database", action="store_true", help="keep the ledger's bench database")
     return parser.parse_args(argv)
@@ -92,8 +96,10 @@ def run_scenario(
             probe = run_load(SCENARIOS["uniform"], platform, fixture, 3.0, progress)
             progress.finish(f"{probe['transfers_per_s']:,.0f} transfers/s")
             rate = max(1.0, probe["transfers_per_s"] / 2)
+    platform.checkpoint()
     progress.phase(scenario.name, args.duration)
-    result = run_load(scenario, platform, fixture, args.duration, progress, rate)
+    profiler = Profiler(args.profile) if args.profile else None
+    result = run_load(scenario, platform, fixture, args.duration, progress, rate, profiler)
     record: dict[str, Any] = {
         "name": scenario.name,
         "description": scenario.description,
@@ -106,6 +112,7 @@ def run_scenario(
     progress.finish(_summary(record))
     record["reference"] = None
     if reference is not None:
+        platform.checkpoint()
         progress.phase(f"{scenario.name}: pgbench {scenario.reference}", max(1, round(args.duration)))
         record["reference"] = reference.run(scenario.reference, scenario.clients, args.duration, rate)
         ref = record["reference"]
@@ -131,9 +138,12 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         progress.say("starting the platform (PostgreSQL, Redis, moto, session, ledger, gateway)")
         platform.start(progress.say)
         document["versions"] = versions(platform.server_dsn)
-        settings_env = {k: platform.process_env().get(k, "") for k in
-                        ["SERVER", "WORKERS", "GROUP_COMMIT_ENABLED", "GROUP_COMMIT_MAX_INFLIGHT",
-                         "GROUP_COMMIT_MAX_ITEMS", "DATABASE_POOL_SIZE", "LOG_LEVEL"]}  # fmt: skip
+        keys = ["SERVER", "WORKERS", "GROUP_COMMIT_ENABLED", "GROUP_COMMIT_MAX_INFLIGHT", "GROUP_COMMIT_MAX_ITEMS",
+                "DATABASE_POOL_SIZE", "LOG_LEVEL"]  # fmt: skip
+        settings_env = {
+            service: {k: v for k in keys if (v := platform.process_env(service).get(k, ""))}
+            for service in platform.services
+        }
         document["settings"] = {"label": args.label, "overrides": overrides, "env": settings_env,
                                 "duration_s": args.duration}  # fmt: skip
         progress.say("creating the tenant (./scripts/admin), a session (POST /v1/sessions) and 10,011 accounts")

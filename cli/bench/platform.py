@@ -118,7 +118,7 @@ class BenchPlatform:
             "INTERNAL_TOKEN": secrets.token_urlsafe(24),
             **{f"{name.upper()}_PORT": str(service.port) for name, service in self.services.items()},
             **BENCH_ENV,
-            **self.overrides,
+            **{key: value for key, value in self.overrides.items() if ":" not in key},
         }
 
     @property
@@ -148,15 +148,17 @@ class BenchPlatform:
         wait_for_port("127.0.0.1", port, 30, "moto (DynamoDB endpoint)")
         self.env["DYNAMODB_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
 
-    def process_env(self) -> dict[str, str]:
-        return {**os.environ, **self.env, "PYTHONPATH": str(ROOT)}
+    def process_env(self, service: str | None = None) -> dict[str, str]:
+        """The environment of a child; ``SERVICE:KEY`` overrides apply to that service only."""
+        only = {key.split(":", 1)[1]: value for key, value in self.overrides.items() if key.startswith(f"{service}:")}
+        return {**os.environ, **self.env, **only, "PYTHONPATH": str(ROOT)}
 
     def _start_service(self, service: Service, timeout: float = 60.0) -> None:
         with (self.log_dir / f"{service.name}.log").open("ab") as log:
             service.process = subprocess.Popen(
                 [sys.executable, "-m", f"services.{service.name}"],
                 cwd=ROOT,
-                env=self.process_env(),
+                env=self.process_env(service.name),
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
@@ -182,6 +184,30 @@ class BenchPlatform:
             return [int(r["pid"]) for r in rows]
 
         return asyncio.run(query())
+
+    def redis_pid(self) -> int | None:
+        """The Redis server's pid (it may be shared with others: its CPU is reported on its own)."""
+        try:
+            client = redis.Redis.from_url(self.env["REDIS_URL"])
+            pid = int(client.info("server")["process_id"])
+            client.close()
+        except (redis.RedisError, KeyError, ValueError):
+            return None
+        return pid if Path(f"/proc/{pid}").exists() else None
+
+    def checkpoint(self) -> None:
+        """``CHECKPOINT`` the server, so one phase's dirty pages are not flushed during the next one's."""
+
+        async def run() -> None:
+            conn = await asyncpg.connect(self.env["DATABASE_URL"])
+            try:
+                await conn.execute("CHECKPOINT")
+            except asyncpg.InsufficientPrivilegeError:
+                pass
+            finally:
+                await conn.close()
+
+        asyncio.run(run())
 
     def admin(self, *args: str) -> str:
         """``./scripts/admin`` against this platform (the real admin path); its stdout."""

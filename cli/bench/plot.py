@@ -16,18 +16,21 @@ def plot(document: dict[str, Any], path: Path) -> Path:
     names = [r["name"] for r in records]
     xs = list(range(len(records)))
     width = 0.38
-    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    figure, (left, right, timeline) = plt.subplots(1, 3, figsize=(18, 5))
 
     ours = [r["transfers_per_s"] for r in records]
     theirs = [(r.get("reference") or {}).get("transfers_per_s") or 0 for r in records]
     left.bar([x - width / 2 for x in xs], ours, width, label="ours", color="#2b6cb0")
     left.bar([x + width / 2 for x in xs], theirs, width, label="pgbench reference", color="#a0aec0")
     for x, r in zip(xs, records, strict=True):
-        if r.get("ratio") is not None:
-            met = r["target"]["met"]
-            colour = "#2f855a" if met else "#c53030"
-            left.annotate(f"{r['ratio']:.2f}x\n{r['target']['text']}", (x, max(ours[x], theirs[x])),
+        value = r["target"]["value"]
+        if value is not None:
+            colour = "#2f855a" if r["target"]["met"] else "#c53030"
+            text = f"p99/p50 {value:.1f}" if r["mode"] == "open" else f"{value:.2f}x"
+            left.annotate(f"{text}\n{r['target']['text']}", (x, max(ours[x], theirs[x])),
                           ha="center", va="bottom", fontsize=8, color=colour)  # fmt: skip
+    top = max([*ours, *theirs, 1])
+    left.set_ylim(top=top * 4)
     left.set_yscale("log")
     left.set_xticks(xs, names)
     left.set_ylabel("transfers / s (log)")
@@ -42,6 +45,18 @@ def plot(document: dict[str, Any], path: Path) -> Path:
     right.set_ylabel("latency ms (log)")
     right.set_title("Latency (latency: open loop, corrected for coordinated omission)")
     right.legend(fontsize=8)
+
+    for r in records:
+        points = r.get("timeline") or []
+        if points:
+            timeline.plot([p["second"] for p in points], [max(p["transfers_ok"], 1) for p in points],
+                          marker=".", label=r["name"])  # fmt: skip
+    timeline.set_yscale("log")
+    timeline.set_xlabel("second of the scenario (first ones are warm-up; the last is partial)")
+    timeline.set_ylabel("transfers completed in that second (log)")
+    timeline.set_title("Throughput over time (stalls show here)")
+    if any(r.get("timeline") for r in records):
+        timeline.legend(fontsize=8)
 
     machine = document.get("machine", {})
     figure.suptitle(

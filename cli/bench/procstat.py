@@ -96,6 +96,24 @@ def sample_tree(pid: int) -> TreeSample:
     )
 
 
+POSTGRES_AUX = ("walwriter", "checkpointer", "background writer", "autovacuum")
+
+
+def postgres_aux_pids() -> list[int]:
+    """The server's WAL writer, checkpointer, background writer and autovacuum processes."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if cmdline.startswith("postgres: ") and any(name in cmdline for name in POSTGRES_AUX):
+            found.append(int(entry))
+    return found
+
+
 def machine_cpu_ticks() -> tuple[int, int]:
     """(busy, total) jiffies of the whole machine since boot, from the first line of /proc/stat."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]

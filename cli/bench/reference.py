@@ -25,6 +25,7 @@ from typing import Any
 
 import asyncpg
 
+from cli.bench import procstat
 from cli.bench.platform import drop_database, with_database
 from cli.local_services import _find_binary
 
@@ -57,6 +58,51 @@ def _log_latencies(prefix: str) -> tuple[list[float], int]:
                 values.append((int(parts[2]) + lag) / 1000.0)
     values.sort()
     return values, failed
+
+
+class BackendCpu:
+    """CPU of the PostgreSQL backends serving pgbench, sampled while it runs (they exit with it)."""
+
+    def __init__(self, server_dsn: str, database: str) -> None:
+        self.server_dsn, self.database = server_dsn, database
+        self.first: tuple[float, float] | None = None
+        self.last: tuple[float, float] | None = None
+
+    def _pids(self) -> list[int]:
+        async def query() -> list[int]:
+            conn = await asyncpg.connect(with_database(self.server_dsn, "postgres"))
+            try:
+                rows = await conn.fetch(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pgbench'",
+                    self.database,
+                )
+            finally:
+                await conn.close()
+            return [int(r["pid"]) for r in rows]
+
+        return asyncio.run(query())
+
+    def follow(self, process: subprocess.Popen[str], timeout: float) -> None:
+        """Sample every 0.5 s until ``process`` exits (its output is read afterwards: it is small)."""
+        deadline = time.monotonic() + timeout
+        pids: list[int] = []
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            if not pids:
+                pids = self._pids()
+                if pids:
+                    self.first = (time.perf_counter(), sum(procstat.cpu_seconds(p) for p in pids))
+                continue
+            cpu = sum(procstat.cpu_seconds(p) for p in pids)
+            if process.poll() is None and (self.last is None or cpu >= self.last[1]):
+                self.last = (time.perf_counter(), cpu)
+        if process.poll() is None:
+            process.kill()
+
+    def percent(self) -> float | None:
+        if self.first is None or self.last is None or self.last[0] <= self.first[0]:
+            return None
+        return round(100 * (self.last[1] - self.first[1]) / (self.last[0] - self.first[0]), 1)
 
 
 @dataclass
@@ -127,7 +173,11 @@ class Reference:
         usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            backends = BackendCpu(self.server_dsn, self.database)
+            backends.follow(process, seconds + 60)
+            stdout, stderr = process.communicate(timeout=60)
+            result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
             wall = time.perf_counter() - started
             usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             if result.returncode != 0:
@@ -154,6 +204,7 @@ class Reference:
                 "max": latencies[-1] if latencies else None,
             },
             "client_cpu_percent": round(100 * cpu / wall, 1),
+            "backends_cpu_percent": backends.percent(),
             "command": " ".join(
                 part if part != self.dsn else "<scratch db>" for part in command if not part.startswith("--log")
             ),

@@ -7,13 +7,24 @@ The JSON document (``--json FILE``) has this shape (``schema: "bench/1"``)::
      "scenarios": [{"name", "description", "via", "pattern", "clients", "mode", "rate",
                     "duration_s", "transfers_per_s", "requests_per_s", "transfers_ok", "requests",
                     "latency_ms": {"p50", "p99", "p99.9", "max", "mean"}, "errors": {code: n},
+                    "timeline": [{"second", "transfers_ok", "errors", "max_latency_ms"}],
                     "loadgen": {"cpu_s", "wall_s", "cpu_percent"},
                     "services": {name: {"processes", "rss_peak_mb", "rss_peak_total_mb", "cpu_percent"}},
-                    "machine_cpu_busy_percent", "reference": {pgbench figures} | null,
-                    "ratio": float | null, "target": {"text", "value", "met"}}],
+                    "rss_peak_scope", "postgres_backends_cpu_percent", "postgres_aux_cpu_percent",
+                    "redis_cpu_percent", "other_cpu_percent",
+                    "machine_cpu_busy_percent",
+                    "reference": {"script", "clients", "rate", "duration_s", "transactions_per_s",
+                                  "transfers_per_s", "failed", "latency_ms", "client_cpu_percent",
+                                  "command"} | null,
+                    "ratio": float | null, "target": {"text", "value", "met"},
+                    "cpu_us_per_transfer": {"ours": {service: us, "postgres", "postgres_aux", "redis", "total",
+                                                     "loadgen"},
+                                            "pgbench": {"postgres", "client"} | null},
+                    "profile"?: {service: {"samples", "file", "by_area", "self", "inclusive"}}}],
      "targets": [{"figure", "target", "value", "met"}]}
 
-``met`` is true, false, or null when the figure could not be measured (e.g. ``--no-pgbench``).
+CPU figures are % of one core. ``met`` is true, false, or null when the figure could not be
+measured (e.g. ``--no-pgbench``).
 """
 
 from __future__ import annotations
@@ -25,11 +36,39 @@ from cli.bench.scenarios import RSS_TARGET_MB, SCENARIOS
 SCHEMA = "bench/1"
 
 
+def _per_transfer(cpu_percent: float | None, transfers_per_s: float) -> float | None:
+    """CPU microseconds per transfer from % of one core and throughput."""
+    if cpu_percent is None or not transfers_per_s:
+        return None
+    return round(cpu_percent / 100 / transfers_per_s * 1e6, 1)
+
+
+def cpu_per_transfer(record: dict[str, Any]) -> dict[str, Any]:
+    """Where the CPU goes, in microseconds per transfer: ours by process, and pgbench's."""
+    tps = record["transfers_per_s"]
+    ours: dict[str, float | None] = {
+        name: _per_transfer(s["cpu_percent"], tps) for name, s in record.get("services", {}).items()
+    }
+    ours["postgres"] = _per_transfer(record.get("postgres_backends_cpu_percent"), tps)
+    ours["postgres_aux"] = _per_transfer(record.get("postgres_aux_cpu_percent"), tps)
+    ours["redis"] = _per_transfer(record.get("redis_cpu_percent"), tps)
+    ours["total"] = round(sum(v for v in ours.values() if v), 1)
+    ours["loadgen"] = _per_transfer(record["loadgen"]["cpu_percent"], tps)
+    result: dict[str, Any] = {"ours": ours, "pgbench": None}
+    reference = record.get("reference")
+    if reference and reference.get("transfers_per_s"):
+        rtps = reference["transfers_per_s"]
+        backends = _per_transfer(reference.get("backends_cpu_percent"), rtps)
+        result["pgbench"] = {"postgres": backends, "client": _per_transfer(reference.get("client_cpu_percent"), rtps)}
+    return result
+
+
 def judge(record: dict[str, Any]) -> None:
-    """Fill ``ratio`` and ``target`` of one scenario record."""
+    """Fill ``ratio``, ``target`` and ``cpu_us_per_transfer`` of one scenario record."""
     scenario = SCENARIOS[record["name"]]
     reference = record.get("reference")
     ours = record["transfers_per_s"]
+    record["cpu_us_per_transfer"] = cpu_per_transfer(record)
     record["ratio"] = None
     if reference and reference.get("transfers_per_s"):
         record["ratio"] = round(ours / reference["transfers_per_s"], 3)
@@ -96,6 +135,17 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _cpu_cost(record: dict[str, Any]) -> str:
+    cost = record.get("cpu_us_per_transfer") or cpu_per_transfer(record)
+    ours = cost["ours"]
+    text = f"{_num(ours['total'], 0)} ({_num(ours['postgres'], 0)})"
+    if cost["pgbench"]:
+        theirs = cost["pgbench"]
+        total = (theirs["postgres"] or 0) + (theirs["client"] or 0)
+        text += f" | {_num(total, 0)} ({_num(theirs['postgres'], 0)})"
+    return text
+
+
 def render(document: dict[str, Any]) -> str:
     records = document["scenarios"]
     main_rows = []
@@ -131,19 +181,26 @@ def render(document: dict[str, Any]) -> str:
                 f"{r['loadgen']['cpu_percent']:.0f}%",
                 *[f"{services[n]['cpu_percent']:.0f}%" if n in services else "-" for n in names],
                 f"{r.get('postgres_backends_cpu_percent', 0):.0f}%",
+                f"{r.get('postgres_aux_cpu_percent', 0):.0f}%",
+                f"{r.get('redis_cpu_percent', 0):.0f}%",
+                f"{r.get('other_cpu_percent', 0):.0f}%",
                 f"{r['machine_cpu_busy_percent']:.0f}%",
                 *[f"{services[n]['rss_peak_mb']:.0f}" if n in services else "-" for n in names],
+                _cpu_cost(r),
             ]
         )
-    resource_header = ["scenario", "loadgen CPU", *[f"{n} CPU" for n in names], "postgres CPU", "machine busy",
-                       *[f"{n} RSS MB" for n in names]]  # fmt: skip
+    resource_header = ["scenario", "loadgen CPU", *[f"{n} CPU" for n in names], "postgres CPU", "pg aux CPU", "redis CPU",
+                       "others' CPU",
+                       "machine busy",
+                       *[f"{n} RSS MB" for n in names], "CPU us/transfer: ours (pg) | pgbench (pg)"]  # fmt: skip
     target_rows = [[t["figure"], t["target"], _num(t["value"], 2), _met(t["met"])] for t in document["targets"]]
     return "\n\n".join(
         [
             _table(header, main_rows),
             "CPU is % of one core (the machine has "
-            f"{document['machine']['nproc']}; 'machine busy' is % of all of them, other users included; 'postgres' "
-            "is the backends of this run's database); RSS is the peak of the largest process of each service.\n"
+            f"{document['machine']['nproc']}; 'machine busy' is % of all of them; 'postgres' is the backends of "
+            "this run's database, 'pg aux' the WAL writer, checkpointer, bgwriter and autovacuum, 'others' what "
+            "processes outside this run used: other users of this shared machine); RSS is the peak of the largest process of each service.\n"
             + _table(resource_header, resource_rows),
             _table(["figure", "target", "value", ""], target_rows),
         ]

@@ -7,6 +7,7 @@ load generator (its own CPU is in ``loadgen``) starved the services on a 2-core 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ import msgspec
 from cli.bench import procstat
 from cli.bench.fixtures import CURRENCY, Fixture
 from cli.bench.platform import BenchPlatform
+from cli.bench.profile import Profiler
 from cli.bench.progress import Progress
 from cli.bench.scenarios import Scenario
 from cli.local_services import ROOT
@@ -64,6 +66,7 @@ def run_load(
     duration: float,
     progress: Progress,
     rate: float | None = None,
+    profiler: Profiler | None = None,
 ) -> dict[str, Any]:
     """Drive ``scenario`` for ``duration`` seconds; the load generator's result plus /proc figures."""
     config = loadgen_config(scenario, platform, fixture, duration, rate)
@@ -72,6 +75,10 @@ def run_load(
     cpu0 = {name: procstat.sample_tree(service.pid).cpu_s for name, service in platform.services.items()}
     backends = platform.backend_pids()
     pg0 = sum(procstat.cpu_seconds(pid) for pid in backends)
+    aux = procstat.postgres_aux_pids()
+    redis_pid = platform.redis_pid()
+    aux0 = sum(procstat.cpu_seconds(pid) for pid in aux)
+    redis0 = procstat.cpu_seconds(redis_pid) if redis_pid else 0.0
     busy0, total0 = procstat.machine_cpu_ticks()
     process = subprocess.Popen(
         [sys.executable, "-m", "cli.bench.loadgen"],
@@ -84,6 +91,9 @@ def run_load(
     pump = threading.Thread(target=_pump_progress, args=(process.stderr, progress), daemon=True)
     pump.start()
     started = time.monotonic()
+    if profiler is not None:
+        profiled = ["ledger"] if scenario.via == "ledger" else ["gateway", "ledger"]
+        profiler.start(scenario.name, {name: platform.services[name].pid for name in profiled}, duration)
     try:
         stdout, _ = process.communicate(msgspec.json.encode(config), timeout=duration + config["grace"] + 30)
     except subprocess.TimeoutExpired:
@@ -96,6 +106,8 @@ def run_load(
         raise RuntimeError(f"the load generator of {scenario.name} failed ({process.returncode})")
     busy1, total1 = procstat.machine_cpu_ticks()
     pg1 = sum(procstat.cpu_seconds(pid) for pid in backends)
+    aux1 = sum(procstat.cpu_seconds(pid) for pid in aux)
+    redis1 = procstat.cpu_seconds(redis_pid) if redis_pid else 0.0
     result: dict[str, Any] = msgspec.json.decode(stdout.strip().splitlines()[-1])
     services = {}
     for name, service in platform.services.items():
@@ -107,7 +119,16 @@ def run_load(
             "cpu_percent": round(100 * (sample.cpu_s - cpu0[name]) / wall, 1),
         }
     result["services"] = services
+    if profiler is not None:
+        result["profile"] = profiler.collect()
     result["postgres_backends_cpu_percent"] = round(100 * (pg1 - pg0) / wall, 1)
+    result["postgres_aux_cpu_percent"] = round(100 * max(0.0, aux1 - aux0) / wall, 1)
+    result["redis_cpu_percent"] = round(100 * max(0.0, redis1 - redis0) / wall, 1)
     result["rss_peak_scope"] = "scenario" if peaks_reset else "since process start"
     result["machine_cpu_busy_percent"] = round(100 * (busy1 - busy0) / max(1, total1 - total0), 1)
+    ours = result["loadgen"]["cpu_percent"] + result["postgres_backends_cpu_percent"]
+    ours += result["postgres_aux_cpu_percent"] + result["redis_cpu_percent"]
+    ours += sum(s["cpu_percent"] for s in services.values())
+    nproc = os.cpu_count() or 1
+    result["other_cpu_percent"] = round(max(0.0, result["machine_cpu_busy_percent"] * nproc - ours), 1)
     return result
