@@ -9,7 +9,8 @@
   trace of the first *sampled* request of the group and links to the other sampled requests'
   ``ledger.write`` spans, each of which links back to it. Attributes ``ledger.group.size``
   (requests, like the ``GroupSize`` metric) and ``ledger.group.operations``, copied onto every
-  member's ``ledger.write`` span.
+  member's ``ledger.write`` span together with ``ledger.group.trace_id`` (the X-Ray id of the trace
+  holding the transaction).
 - ``ledger.rules``: the in-memory rule evaluation inside the transaction, with
   ``ledger.rules.rejected`` (operations that failed a rule).
 
@@ -69,10 +70,14 @@ def group(members: Sequence[Any], operations: int) -> Iterator[None]:
         links=[trace.Link(span.get_span_context()) for span in others],
         attributes=attributes,
     ) as span:
+        context = span.get_span_context()
+        # The link, and for backends that do not show links the group's trace id in X-Ray form.
+        digits = f"{context.trace_id:032x}"
+        shared = {**attributes, "ledger.group.trace_id": f"1-{digits[:8]}-{digits[8:]}"}
         for member in sampled:
-            member.set_attributes(attributes)
+            member.set_attributes(shared)
         for member in others:
-            member.add_link(span.get_span_context())
+            member.add_link(context)
         yield
 
 

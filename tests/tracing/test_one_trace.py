@@ -202,5 +202,7 @@ async def test_a_group_commit_links_the_traces_it_served(
         assert member.trace_id == trace_id != group.trace_id
         assert (group.trace_id, group.span_id) in member.links
         assert member.attributes["ledger.group.size"] == group.attributes["ledger.group.size"]
+        xray_id = f"1-{group.trace_id[:8]}-{group.trace_id[8:]}"
+        assert member.attributes["ledger.group.trace_id"] == xray_id == leader.attributes["ledger.group.trace_id"]
     statements = [s for s in spans if s.parent_id == group.span_id and s.attributes.get("db.system") == "postgresql"]
     assert {"BEGIN", "COMMIT"} <= {s.name for s in statements}
