@@ -26,9 +26,9 @@ from typing import Any, TypeVar
 import aiohttp
 import msgspec
 
+from shared import tracing
 from shared.errors import ErrorCode, ProblemError, unavailable
 from shared.logging import request_id_var, trace_header_var
-from shared.tracing import client_trace_configs
 
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"
 TENANT_HEADER = "X-Tenant-Id"
@@ -73,18 +73,32 @@ class HttpPool:
     def __init__(self, pool_size: int = 512) -> None:
         self._pool_size = pool_size
         self.session: aiohttp.ClientSession | None = None
+        self._traced: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         if self.session is None:
             connector = aiohttp.TCPConnector(
                 limit=self._pool_size, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=60
             )
-            # With tracing on, a client span per call, and X-Amzn-Trace-Id rewritten to name it.
-            self.session = aiohttp.ClientSession(
-                connector=connector, skip_auto_headers=("User-Agent",), trace_configs=client_trace_configs() or None
-            )
+            self.session = aiohttp.ClientSession(connector=connector, skip_auto_headers=("User-Agent",))
+            configs = tracing.client_trace_configs()
+            if configs:
+                # Tracing on: sampled requests call through a second session on the same
+                # connections whose hooks make a client span and name it in X-Amzn-Trace-Id.
+                self._traced = aiohttp.ClientSession(
+                    connector=connector, connector_owner=False, skip_auto_headers=("User-Agent",), trace_configs=configs
+                )
+
+    def session_for_request(self) -> aiohttp.ClientSession | None:
+        """The session for a call made now: the traced one while the request is sampled."""
+        if self._traced is not None and tracing.recording():
+            return self._traced
+        return self.session
 
     async def close(self) -> None:
+        if self._traced is not None:
+            await self._traced.close()
+            self._traced = None
         if self.session is not None:
             await self.session.close()
             self.session = None
@@ -108,6 +122,7 @@ class ServiceClient:
         trace = trace_header_var.get()
         if trace:
             headers["X-Amzn-Trace-Id"] = trace
+        tracing.inject(headers)  # tracing on: this request's context instead (a no-op when off)
         if extra:
             headers.update(extra)
         return headers
@@ -141,7 +156,7 @@ class ServiceClient:
     async def _send(
         self, method: str, url: str, body: bytes | None, headers: Mapping[str, str] | None
     ) -> UpstreamResponse:
-        session = self._pool.session
+        session = self._pool.session_for_request()
         assert session is not None
         try:
             async with session.request(

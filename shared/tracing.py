@@ -52,6 +52,8 @@ _LITERAL_SEGMENTS = frozenset({"", "batch"})
 
 _tracer: Any = None
 _provider: Any = None
+_api: Any = None  # opentelemetry.trace, once tracing is on
+_propagate: Any = None  # opentelemetry.propagate, once tracing is on
 _configured = False
 _NO_SPAN = contextlib.nullcontext()
 
@@ -64,6 +66,18 @@ def enabled() -> bool:
 def tracer() -> Any:
     """The process's tracer, or None while tracing is off."""
     return _tracer
+
+
+def recording() -> bool:
+    """True while the current request is being traced (tracing on and this request sampled)."""
+    return _api is not None and bool(_api.get_current_span().is_recording())
+
+
+def inject(headers: dict[str, str]) -> None:
+    """Write the current trace context into ``headers`` as ``X-Amzn-Trace-Id`` (tracing on only):
+    an unsampled request passes on its ``Sampled=0`` decision, which the upstream follows."""
+    if _propagate is not None:
+        _propagate.inject(headers)
 
 
 def span(name: str, attributes: Mapping[str, Any] | None = None) -> contextlib.AbstractContextManager[Any]:
@@ -102,7 +116,7 @@ def setup(service: str, settings: Settings, libraries: Iterable[str] = ()) -> bo
     client libraries the service uses (a subset of :data:`LIBRARIES`); they are instrumented only
     when tracing is on.
     """
-    global _configured, _provider, _tracer
+    global _api, _configured, _propagate, _provider, _tracer
     unknown = set(libraries) - LIBRARIES
     if unknown:
         raise ValueError(f"cannot instrument {sorted(unknown)}")
@@ -130,7 +144,7 @@ def setup(service: str, settings: Settings, libraries: Iterable[str] = ()) -> bo
     trace.set_tracer_provider(provider)
     propagate.set_global_textmap(AwsXRayPropagator())
     _instrument(set(libraries), provider)
-    _provider = provider
+    _provider, _api, _propagate = provider, trace, propagate
     _tracer = provider.get_tracer("fintech-ledger")
     json_logging.trace_id_source = current_trace_id
     log.info(
@@ -176,7 +190,7 @@ def instrument_app(app: Any, service: str, settings: Settings, libraries: Iterab
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
     return OpenTelemetryMiddleware(
-        app,
+        _UnsampledUntraced(app),
         excluded_urls="/health/",
         default_span_details=_server_span_details,
         exclude_spans=["receive", "send"],
@@ -185,9 +199,28 @@ def instrument_app(app: Any, service: str, settings: Settings, libraries: Iterab
     )
 
 
+class _UnsampledUntraced:
+    """Inside the server span: a request that is not sampled runs with the instrumentations
+    suppressed, so each of its Redis, SQL, DynamoDB and HTTP calls costs one context look-up instead
+    of a non-recording span. (Its trace context still travels: :func:`inject`.)"""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if recording():
+            await self.app(scope, receive, send)
+            return
+        from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+        with suppress_instrumentation():
+            await self.app(scope, receive, send)
+
+
 def client_trace_configs() -> list[Any]:
-    """aiohttp ``trace_configs`` giving every service-to-service call a client span and injecting
-    the trace header; empty when tracing is off."""
+    """aiohttp ``trace_configs`` giving a service-to-service call a client span and injecting the
+    trace header; empty when tracing is off. aiohttp's tracing hooks cost even when the request is
+    not sampled, so :class:`shared.http.HttpPool` uses them only for sampled requests."""
     if _tracer is None:
         return []
     from opentelemetry.instrumentation.aiohttp_client import create_trace_config

@@ -32,7 +32,7 @@ _NO_SPAN: AbstractContextManager[Any] = nullcontext()
 def write(request: WriteRequest) -> AbstractContextManager[Any]:
     """The ``ledger.write`` span of one request (yields it, or None when tracing is off)."""
     tracer = tracing.tracer()
-    if tracer is None:
+    if tracer is None or not tracing.recording():
         return _NO_SPAN
     attributes: dict[str, Any] = {"ledger.operations": len(request.operations), "ledger.atomic": request.atomic}
     if len(request.operations) == 1:
@@ -50,41 +50,49 @@ def write(request: WriteRequest) -> AbstractContextManager[Any]:
 def group(members: Sequence[Any], operations: int) -> Iterator[None]:
     """The ``ledger.group`` span around one transaction serving ``members`` (their write spans)."""
     tracer = tracing.tracer()
-    if tracer is None or not members:
+    if tracer is None:
         yield
         return
+    from opentelemetry import context as otel_context
     from opentelemetry import trace
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
 
     sampled = [span for span in members if span is not None and span.is_recording()]
     if not sampled:
-        # Not traced: run under the first request's (unsampled) span, so the statements are not
-        # recorded, whichever request's context the group's task happened to be created in.
-        with trace.use_span(members[0], end_on_exit=False):
+        # No request of the group is traced: record none of its statements, whichever request's
+        # context the group's task happened to be created in.
+        with suppress_instrumentation():
             yield
         return
     leader, others = sampled[0], sampled[1:]
     attributes = {"ledger.group.size": len(members), "ledger.group.operations": operations}
-    with tracer.start_as_current_span(
+    span = tracer.start_span(
         "ledger.group",
         context=trace.set_span_in_context(leader),
-        links=[trace.Link(span.get_span_context()) for span in others],
+        links=[trace.Link(member.get_span_context()) for member in others],
         attributes=attributes,
-    ) as span:
-        context = span.get_span_context()
-        # The link, and for backends that do not show links the group's trace id in X-Ray form.
-        digits = f"{context.trace_id:032x}"
-        shared = {**attributes, "ledger.group.trace_id": f"1-{digits[:8]}-{digits[8:]}"}
-        for member in sampled:
-            member.set_attributes(shared)
-        for member in others:
-            member.add_link(context)
-        yield
+    )
+    # From a clean context: the task may have been created by an unsampled (suppressed) request.
+    token = otel_context.attach(otel_context.Context())
+    try:
+        with trace.use_span(span, end_on_exit=True):
+            context = span.get_span_context()
+            # The link, and for backends that do not show links the group's trace id in X-Ray form.
+            digits = f"{context.trace_id:032x}"
+            shared = {**attributes, "ledger.group.trace_id": f"1-{digits[:8]}-{digits[8:]}"}
+            for member in sampled:
+                member.set_attributes(shared)
+            for member in others:
+                member.add_link(context)
+            yield
+    finally:
+        otel_context.detach(token)
 
 
 def rules(requests: Sequence[WriteRequest]) -> AbstractContextManager[Any]:
     """The ``ledger.rules`` span around the in-memory evaluation (yields it, or None when off)."""
     tracer = tracing.tracer()
-    if tracer is None:
+    if tracer is None or not tracing.recording():
         return _NO_SPAN
     operations = sum(len(request.operations) for request in requests)
     attributes = {"ledger.group.size": len(requests), "ledger.group.operations": operations}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
+from aiohttp import web
 
 from tests.support.platform import Platform, ledger_available
+from tests.support.processes import free_port
 from tests.tracing.collector import Receiver
 
 
@@ -50,3 +53,39 @@ def untraced(database_url: str, redis_prefix: str, receiver: Receiver) -> Iterat
         yield platform
     finally:
         platform.stop()
+
+
+@pytest.fixture(scope="module")
+def sampled_out(database_url: str, redis_prefix: str, receiver: Receiver) -> Iterator[Platform]:
+    """The platform with tracing on but a sampling ratio of 0: every request is decided unsampled."""
+    platform = _platform(database_url, redis_prefix, receiver, OTEL_TRACES_SAMPLER_ARG="0")
+    try:
+        platform.start()
+        yield platform
+    finally:
+        platform.stop()
+
+
+@pytest.fixture
+async def fake_ledger() -> AsyncIterator[tuple[str, list[Any]]]:
+    """A stand-in ledger recording the headers the gateway forwards."""
+    seen: list[Any] = []
+
+    async def live(_: web.Request) -> web.Response:
+        return web.json_response({"status": "live"})
+
+    async def accounts(request: web.Request) -> web.Response:
+        seen.append(request.headers.copy())  # case-insensitive
+        return web.json_response({"data": [], "next_cursor": None})
+
+    app = web.Application()
+    app.router.add_get("/health/live", live)
+    app.router.add_get("/v1/accounts", accounts)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()

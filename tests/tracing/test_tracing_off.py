@@ -8,46 +8,18 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import pytest
-from aiohttp import web
 from redis.asyncio import Redis
 
 from shared.session_cache import session_key, token_hash
 from tests.support.api import Api
 from tests.support.platform import Platform, quick_tenant
-from tests.support.processes import ROOT, free_port
+from tests.support.processes import ROOT
 from tests.tracing.collector import Receiver
 
 TRACE = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
-
-
-@pytest.fixture
-async def fake_ledger() -> AsyncIterator[tuple[str, list[Any]]]:
-    """A stand-in ledger recording the headers the gateway forwards."""
-    seen: list[Any] = []
-
-    async def live(_: web.Request) -> web.Response:
-        return web.json_response({"status": "live"})
-
-    async def accounts(request: web.Request) -> web.Response:
-        seen.append(request.headers.copy())  # case-insensitive
-        return web.json_response({"data": [], "next_cursor": None})
-
-    app = web.Application()
-    app.router.add_get("/health/live", live)
-    app.router.add_get("/v1/accounts", accounts)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        await runner.cleanup()
 
 
 async def test_nothing_is_exported_and_the_trace_header_reaches_the_upstreams(
