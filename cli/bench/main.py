@@ -96,7 +96,7 @@ def run_scenario(
             probe = run_load(SCENARIOS["uniform"], platform, fixture, 3.0, progress)
             progress.finish(f"{probe['transfers_per_s']:,.0f} transfers/s")
             rate = max(1.0, probe["transfers_per_s"] / 2)
-    platform.checkpoint()
+    platform.settle()
     progress.phase(scenario.name, args.duration)
     profiler = Profiler(args.profile) if args.profile else None
     result = run_load(scenario, platform, fixture, args.duration, progress, rate, profiler)
@@ -112,7 +112,7 @@ def run_scenario(
     progress.finish(_summary(record))
     record["reference"] = None
     if reference is not None:
-        platform.checkpoint()
+        platform.settle()
         progress.phase(f"{scenario.name}: pgbench {scenario.reference}", max(1, round(args.duration)))
         record["reference"] = reference.run(scenario.reference, scenario.clients, args.duration, rate)
         ref = record["reference"]
@@ -145,7 +145,8 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
             for service in platform.services
         }
         document["settings"] = {"label": args.label, "overrides": overrides, "env": settings_env,
-                                "duration_s": args.duration}  # fmt: skip
+                                "duration_s": args.duration, "server_autovacuum": platform.autovacuum(),
+                                "between_phases": "VACUUM ANALYZE + CHECKPOINT"}  # fmt: skip
         progress.say("creating the tenant (./scripts/admin), a session (POST /v1/sessions) and 10,011 accounts")
         fixture = prepare(platform)
         if not args.no_pgbench:

@@ -12,6 +12,7 @@ credential. Their logs go to ``.local/bench/<run>/``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -42,6 +43,8 @@ BENCH_ENV = {
     # The periodic verifier is not on the transfer path; a run landing mid-scenario would skew it.
     "VERIFIER_INTERVAL_SECONDS": "0",
     "BIND_HOST": "127.0.0.1",
+    # One EMF line a second (instead of a minute) so the ledger's group sizes can be read per scenario.
+    "METRICS_INTERVAL_SECONDS": "1",
 }
 
 
@@ -195,19 +198,35 @@ class BenchPlatform:
             return None
         return pid if Path(f"/proc/{pid}").exists() else None
 
-    def checkpoint(self) -> None:
-        """``CHECKPOINT`` the server, so one phase's dirty pages are not flushed during the next one's."""
+    def settle(self) -> None:
+        """Between phases: ``VACUUM ANALYZE`` the ledger's tables, then ``CHECKPOINT`` the server.
+
+        ANALYZE is what autovacuum does on any normally configured server (this machine's shared
+        PostgreSQL runs with ``autovacuum = off``); without it the ledger's cached plans never learn
+        that ``transfers`` grew (see docs/performance.md). The checkpoint keeps one phase's dirty
+        pages from being flushed during the next one.
+        """
 
         async def run() -> None:
             conn = await asyncpg.connect(self.env["DATABASE_URL"])
             try:
-                await conn.execute("CHECKPOINT")
-            except asyncpg.InsufficientPrivilegeError:
-                pass
+                await conn.execute("VACUUM ANALYZE accounts, transfers")
+                with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
+                    await conn.execute("CHECKPOINT")
             finally:
                 await conn.close()
 
         asyncio.run(run())
+
+    def autovacuum(self) -> str:
+        async def run() -> str:
+            conn = await asyncpg.connect(self.env["DATABASE_URL"])
+            try:
+                return str(await conn.fetchval("SHOW autovacuum"))
+            finally:
+                await conn.close()
+
+        return asyncio.run(run())
 
     def admin(self, *args: str) -> str:
         """``./scripts/admin`` against this platform (the real admin path); its stdout."""

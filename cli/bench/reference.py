@@ -145,6 +145,18 @@ class Reference:
     def drop(self) -> None:
         asyncio.run(drop_database(self.server_dsn, self.database))
 
+    def vacuum(self) -> None:
+        """``VACUUM ANALYZE`` the reference tables (what pgbench itself does before its built-in runs)."""
+
+        async def run() -> None:
+            conn = await asyncpg.connect(self.dsn)
+            try:
+                await conn.execute("VACUUM ANALYZE bench_accounts, bench_transfers")
+            finally:
+                await conn.close()
+
+        asyncio.run(run())
+
     def run(self, script: str, clients: int, duration: float, rate: float | None = None) -> dict[str, Any]:
         """Run ``pgbench/<script>.sql``; cached per (script, clients, rate) within one run."""
         key = (script, clients, rate)
@@ -153,6 +165,7 @@ class Reference:
         return self.cache[key]
 
     def _run(self, script: str, clients: int, duration: float, rate: float | None) -> dict[str, Any]:
+        self.vacuum()
         seconds = max(1, round(duration))
         log_dir = tempfile.mkdtemp(prefix="bench-pgbench-")
         prefix = os.path.join(log_dir, "tx")

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -48,6 +49,36 @@ def loadgen_config(
         "timeout": 30.0,
         "grace": 10.0,
     }
+
+
+def group_sizes(log: Path, start_ms: float, end_ms: float) -> dict[str, Any] | None:
+    """Mean ledger group size (requests per group transaction) from the EMF lines of a time window.
+
+    Each EMF line carries up to 100 sampled ``GroupSize`` values of its second, so this is an
+    estimate under load; ``transfers_committed`` is exact.
+    """
+    samples: list[float] = []
+    committed = 0.0
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if not line.startswith('{"_aws"'):
+            continue
+        try:
+            record = msgspec.json.decode(line)
+        except msgspec.DecodeError:
+            continue
+        if not start_ms <= record["_aws"]["Timestamp"] <= end_ms:
+            continue
+        sizes = record.get("GroupSize", [])
+        samples.extend(sizes if isinstance(sizes, list) else [sizes])
+        committed += record.get("TransfersCommitted", 0)
+    if not samples:
+        return None
+    return {"mean": round(sum(samples) / len(samples), 1), "max_sampled": max(samples),
+            "transfers_committed": int(committed)}  # fmt: skip
 
 
 def _pump_progress(stream: Any, progress: Progress) -> None:
@@ -91,6 +122,7 @@ def run_load(
     pump = threading.Thread(target=_pump_progress, args=(process.stderr, progress), daemon=True)
     pump.start()
     started = time.monotonic()
+    started_ms = time.time() * 1000
     if profiler is not None:
         profiled = ["ledger"] if scenario.via == "ledger" else ["gateway", "ledger"]
         profiler.start(scenario.name, {name: platform.services[name].pid for name in profiled}, duration)
@@ -119,6 +151,11 @@ def run_load(
             "cpu_percent": round(100 * (sample.cpu_s - cpu0[name]) / wall, 1),
         }
     result["services"] = services
+    # EMF lines are stamped when flushed (every second): skip the warm-up, allow one late flush.
+    time.sleep(1.2)
+    result["ledger_group_size"] = group_sizes(
+        platform.log_dir / "ledger.log", started_ms + 1000 * (config["warmup"] + 1), started_ms + 1000 * (duration + 1)
+    )
     if profiler is not None:
         result["profile"] = profiler.collect()
     result["postgres_backends_cpu_percent"] = round(100 * (pg1 - pg0) / wall, 1)
