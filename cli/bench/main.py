@@ -19,7 +19,7 @@ from cli.bench.plot import plot
 from cli.bench.profile import Profiler
 from cli.bench.progress import Progress
 from cli.bench.reference import Reference
-from cli.bench.report import SCHEMA, judge, render, targets
+from cli.bench.report import SCHEMA, judge, markdown, render, targets
 from cli.bench.runner import run_load
 from cli.bench.scenarios import SCENARIOS, Scenario
 from cli.local_services import ROOT
@@ -38,6 +38,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help=f"write a PNG of throughput and latency per scenario (default {DEFAULT_PLOT})")  # fmt: skip
     parser.add_argument("--from-json", type=Path, metavar="FILE",
                         help="run nothing: print (and with --plot, plot) the results in FILE")  # fmt: skip
+    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     parser.add_argument("--rate", type=float, help="open-loop rate of `latency` (default: half the uniform peak)")
     parser.add_argument("--clients", type=int, help="override every scenario's client count")
     parser.add_argument("--no-pgbench", action="store_true", help="skip the pgbench reference (no ratios)")
@@ -183,7 +184,7 @@ def main(argv: list[str]) -> int:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(document, indent=2) + "\n")
             progress.say(f"wrote {args.json}")
-    print(render(document))
+    print(markdown(document) if args.markdown else render(document))
     if args.plot:
         print(f"\nplot: {plot(document, args.plot)}", file=sys.stderr)
     return 0

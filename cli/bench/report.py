@@ -167,7 +167,11 @@ def _cpu_cost(record: dict[str, Any]) -> str:
     return text
 
 
-def render(document: dict[str, Any]) -> str:
+Table = tuple[list[str], list[list[str]]]
+
+
+def tables(document: dict[str, Any]) -> tuple[Table, Table, Table]:
+    """(results, resources, targets) as header + rows."""
     records = document["scenarios"]
     main_rows = []
     for r in records:
@@ -211,36 +215,35 @@ def render(document: dict[str, Any]) -> str:
                 _cpu_cost(r),
             ]
         )
-    resource_header = ["scenario", "loadgen CPU", *[f"{n} CPU" for n in names], "postgres CPU", "pg aux CPU", "redis CPU",
-                       "others' CPU",
-                       "machine busy",
-                       *[f"{n} RSS MB" for n in names], "group size", "CPU us/transfer: ours (pg) | pgbench (pg)"]  # fmt: skip
+    resource_header = ["scenario", "loadgen CPU", *[f"{n} CPU" for n in names], "postgres CPU", "pg aux CPU",
+                       "redis CPU", "others' CPU", "machine busy", *[f"{n} RSS MB" for n in names], "group size",
+                       "CPU us/transfer: ours (pg) | pgbench (pg)"]  # fmt: skip
     target_rows = [[t["figure"], t["target"], _num(t["value"], 2), _met(t["met"])] for t in document["targets"]]
-    return "\n\n".join(
-        [
-            _table(header, main_rows),
-            "CPU is % of one core (the machine has "
-            f"{document['machine']['nproc']}; 'machine busy' is % of all of them; 'postgres' is the backends of "
-            "this run's database, 'pg aux' the WAL writer, checkpointer, bgwriter and autovacuum, 'others' what "
-            "processes outside this run used: other users of this shared machine); RSS is the peak of the largest process of each service.\n"
-            + _table(resource_header, resource_rows),
-            _table(["figure", "target", "value", ""], target_rows),
-        ]
-    )
+    return (header, main_rows), (resource_header, resource_rows), (["figure", "target", "value", ""], target_rows)
+
+
+RESOURCE_NOTE = (
+    "CPU is % of one core (the machine has {nproc}; 'machine busy' is % of all of them); 'postgres' is the "
+    "backends of this run's database, 'pg aux' the WAL writer, checkpointer, bgwriter and autovacuum, "
+    "'others' what processes outside this run used (other users of a shared machine); RSS is the peak of the "
+    "largest process of each service; 'group size' is the ledger's mean requests per group transaction."
+)
+
+
+def render(document: dict[str, Any]) -> str:
+    results, resources, target_table = tables(document)
+    note = RESOURCE_NOTE.format(nproc=document["machine"]["nproc"])
+    return "\n\n".join([_table(*results), note + "\n" + _table(*resources), _table(*target_table)])
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def markdown(document: dict[str, Any]) -> str:
-    """The results as Markdown tables (for docs/performance.md)."""
-    rows = ["| scenario | clients | transfers/s | p50 ms | p99 ms | p99.9 ms | pgbench transfers/s | ratio | target | |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]  # fmt: skip
-    for r in document["scenarios"]:
-        ref = r.get("reference") or {}
-        lat = r["latency_ms"]
-        label = f"`{r['name']}`" + ("" if r["mode"] == "closed" else f" @ {r['rate']:,.0f}/s")
-        target = r["target"]["text"] + _latency_note(r)
-        rows.append(
-            f"| {label} | {r['clients']} | {_num(r['transfers_per_s'])} | {_num(lat['p50'], 2)} | {_num(lat['p99'], 2)}"
-            f" | {_num(lat['p99.9'], 2)} | {_num(ref.get('transfers_per_s'))} | {_num(r['ratio'], 3)} | {target}"
-            f" | {_met(r['target']['met'])} |"
-        )
-    return "\n".join(rows)
+    """The same tables as Markdown (for docs/performance.md)."""
+    results, resources, target_table = tables(document)
+    note = RESOURCE_NOTE.format(nproc=document["machine"]["nproc"])
+    return "\n\n".join([_md_table(*results), _md_table(*resources), note, _md_table(*target_table)])
