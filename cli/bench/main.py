@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import importlib.metadata
 import json
@@ -11,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import asyncpg
 
 from cli.bench import procstat
 from cli.bench.fixtures import Fixture, prepare
@@ -22,7 +25,7 @@ from cli.bench.reference import Reference
 from cli.bench.report import SCHEMA, judge, markdown, render, targets
 from cli.bench.runner import run_load
 from cli.bench.scenarios import SCENARIOS, Scenario
-from cli.local_services import ROOT
+from cli.local_services import ROOT, _find_binary
 
 LIBRARIES = ["litestar", "uvicorn", "granian", "uvloop", "httptools", "asyncpg", "msgspec", "redis", "aiohttp"]
 DEFAULT_PLOT = Path("bench.png")
@@ -52,19 +55,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def versions(server_dsn: str) -> dict[str, str]:
+def versions(database_dsn: str) -> dict[str, str]:
     found = {"python": sys.version.split()[0]}
     for library in LIBRARIES:
         try:
             found[library] = importlib.metadata.version(library)
         except importlib.metadata.PackageNotFoundError:
             found[library] = "not installed"
+
+    async def server_version() -> str:
+        conn = await asyncpg.connect(database_dsn)
+        try:
+            return str(await conn.fetchval("SHOW server_version"))
+        finally:
+            await conn.close()
+
     try:
-        found["postgresql"] = subprocess.run(
-            ["psql", server_dsn, "-Atc", "SHOW server_version"], capture_output=True, text=True, timeout=10
-        ).stdout.strip() or "unknown"
-    except (OSError, subprocess.TimeoutExpired):
+        found["postgresql"] = asyncio.run(server_version())
+    except (OSError, asyncpg.PostgresError):
         found["postgresql"] = "unknown"
+    pgbench = _find_binary("pgbench")
+    if pgbench:
+        found["pgbench"] = subprocess.run([pgbench, "--version"], capture_output=True, text=True).stdout.strip()
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
         found["commit"] = commit.stdout.strip()
@@ -138,7 +150,7 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     try:
         progress.say("starting the platform (PostgreSQL, Redis, moto, session, ledger, gateway)")
         platform.start(progress.say)
-        document["versions"] = versions(platform.server_dsn)
+        document["versions"] = versions(platform.env["DATABASE_URL"])
         keys = ["SERVER", "WORKERS", "GROUP_COMMIT_ENABLED", "GROUP_COMMIT_MAX_INFLIGHT", "GROUP_COMMIT_MAX_ITEMS",
                 "DATABASE_POOL_SIZE", "LOG_LEVEL"]  # fmt: skip
         settings_env = {
