@@ -173,7 +173,9 @@ class Settings:
     tracing_exporter: str = field(default_factory=lambda: _env_str("OTEL_TRACES_EXPORTER", ""))
     """Where spans go: ``otlp`` (to ``OTEL_EXPORTER_OTLP_ENDPOINT``), ``console`` (one JSON line per
     span on stderr) or ``none``. Unset: ``otlp`` when an endpoint is set, else ``none``. With
-    ``none`` tracing is off entirely: no SDK, no instrumentation, no middleware (shared/tracing.py)."""
+    ``none`` tracing is off entirely: no SDK, no instrumentation, no middleware (shared/tracing.py).
+    With tracing on, the OpenTelemetry SDK also reads its own ``OTEL_BSP_*`` (span batching) and
+    ``OTEL_RESOURCE_ATTRIBUTES`` variables."""
 
     otlp_endpoint: str = field(default_factory=lambda: _env_str("OTEL_EXPORTER_OTLP_ENDPOINT", ""))
     """OTLP collector receiving the spans: the ADOT sidecar (``http://127.0.0.1:4317``) in AWS;

@@ -189,7 +189,9 @@ def instrument_app(app: Any, service: str, settings: Settings, libraries: Iterab
         return app
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
-    return OpenTelemetryMiddleware(
+    from shared.tracing_sdk import RequestSampling
+
+    traced = OpenTelemetryMiddleware(
         _UnsampledUntraced(app),
         excluded_urls="/health/",
         default_span_details=_server_span_details,
@@ -197,12 +199,15 @@ def instrument_app(app: Any, service: str, settings: Settings, libraries: Iterab
         tracer_provider=_provider,
         http_capture_headers_sanitize_fields=SENSITIVE_HEADERS,
     )
+    return RequestSampling(app, traced, _provider, trace_header_var)
 
 
 class _UnsampledUntraced:
     """Inside the server span: a request that is not sampled runs with the instrumentations
     suppressed, so each of its Redis, SQL, DynamoDB and HTTP calls costs one context look-up instead
-    of a non-recording span. (Its trace context still travels: :func:`inject`.)"""
+    of a non-recording span. (Its trace context still travels: :func:`inject`.) Unsampled requests
+    normally never get here (:class:`shared.tracing_sdk.RequestSampling` decides first); this keeps
+    the rule should the two decisions ever differ."""
 
     def __init__(self, app: Any) -> None:
         self.app = app

@@ -82,6 +82,10 @@ def make_sampler(settings: Settings, *, decides_for_requests: bool) -> Sampler:
     return ParentBased(root)
 
 
+_pinned_trace_id: contextvars.ContextVar[int] = contextvars.ContextVar("pinned_trace_id", default=0)
+"""The trace id :class:`RequestSampling` decided a new trace on, for the server span to use."""
+
+
 class XRayIds(AwsXRayIdGenerator):
     """X-Ray trace ids (time-prefixed). A request carrying ``X-Amzn-Trace-Id: Root=...`` without a
     ``Parent`` (what the ALB adds) has no parent to continue, so its trace starts afresh; this keeps
@@ -91,6 +95,9 @@ class XRayIds(AwsXRayIdGenerator):
         self._header = header
 
     def generate_trace_id(self) -> int:
+        pinned = _pinned_trace_id.get()
+        if pinned:
+            return pinned
         header = self._header.get()
         if header and "Parent=" not in header:
             version, _, rest = trace_id_from_header(header).partition("-")
@@ -149,3 +156,54 @@ def make_exporter(name: str, settings: Settings) -> SpanExporter:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
     return HttpExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
+
+
+class RequestSampling:
+    """ASGI wrapper deciding, before the OpenTelemetry middleware, whether a request is sampled: with
+    the same propagator, sampler and trace id the tracer would use, so the decision is the same.
+
+    A sampled request goes on through ``traced`` (the middleware and the app). An unsampled one
+    skips the middleware, whose attribute collection is most of the cost of an unsampled request:
+    it runs the app under a non-recording span that carries its trace context (for the log lines
+    and the ``Sampled=0`` header its upstream calls pass on) with the instrumentations suppressed.
+    """
+
+    def __init__(self, app: Any, traced: Any, provider: Any, header: contextvars.ContextVar[str]) -> None:
+        from opentelemetry.propagators.aws import AwsXRayPropagator
+
+        self.app = app
+        self.traced = traced
+        self._sampler: Sampler = provider.sampler
+        self._ids: XRayIds = provider.id_generator
+        self._header = header
+        self._propagator = AwsXRayPropagator()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/health/"):
+            await self.app(scope, receive, send)  # probes are never traced
+            return
+        from opentelemetry import context, trace
+        from opentelemetry.instrumentation.utils import _SUPPRESS_INSTRUMENTATION_KEY
+
+        header = self._header.get()
+        parent = self._propagator.extract({"X-Amzn-Trace-Id": header}) if header else Context()
+        remote = trace.get_current_span(parent).get_span_context()
+        trace_id = remote.trace_id if remote.is_valid else self._ids.generate_trace_id()
+        decision = self._sampler.should_sample(parent, trace_id, "request", SpanKind.SERVER).decision
+        if decision.is_sampled():
+            pin = None if remote.is_valid else _pinned_trace_id.set(trace_id)
+            try:
+                await self.traced(scope, receive, send)
+            finally:
+                if pin is not None:
+                    _pinned_trace_id.reset(pin)
+            return
+        span = trace.NonRecordingSpan(
+            trace.SpanContext(trace_id, self._ids.generate_span_id(), is_remote=False, trace_state=remote.trace_state)
+        )
+        unsampled = context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, trace.set_span_in_context(span, parent))
+        token = context.attach(unsampled)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            context.detach(token)

@@ -89,3 +89,14 @@ async def fake_ledger() -> AsyncIterator[tuple[str, list[Any]]]:
         yield f"http://127.0.0.1:{port}", seen
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+def half_sampled(database_url: str, redis_prefix: str, receiver: Receiver) -> Iterator[Platform]:
+    """The platform tracing half of the public requests."""
+    platform = _platform(database_url, redis_prefix, receiver, OTEL_TRACES_SAMPLER_ARG="0.5")
+    try:
+        platform.start()
+        yield platform
+    finally:
+        platform.stop()

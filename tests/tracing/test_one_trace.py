@@ -206,3 +206,14 @@ async def test_a_group_commit_links_the_traces_it_served(
         assert member.attributes["ledger.group.trace_id"] == xray_id == leader.attributes["ledger.group.trace_id"]
     statements = [s for s in spans if s.parent_id == group.span_id and s.attributes.get("db.system") == "postgresql"]
     assert {"BEGIN", "COMMIT"} <= {s.name for s in statements}
+
+
+async def test_no_credential_in_any_span(traced: Platform, api: Api, tenant: Tenant, receiver: Receiver) -> None:
+    """Every span the module's requests produced (logins included): no key, token or credential."""
+    await api.login(tenant.api_key)  # the API key travels in this request's body
+    spans = receiver.wait_for(
+        lambda found: any(s.name == "POST /internal/sessions" and s.kind == "SERVER" for s in found)
+    )
+    assert len(spans) > 20
+    _assert_absent(spans, [tenant.api_key, tenant.api_key.split(".")[-1], tenant.token, traced.env["INTERNAL_TOKEN"],
+                           "Bearer", "Authorization", "authorization"])
