@@ -46,26 +46,30 @@ def write(request: WriteRequest) -> AbstractContextManager[Any]:
     return tracer.start_as_current_span("ledger.write", attributes=attributes)  # type: ignore[no-any-return]
 
 
-@contextmanager
-def group(members: Sequence[Any], operations: int) -> Iterator[None]:
+def group(members: Sequence[Any], operations: int) -> AbstractContextManager[Any]:
     """The ``ledger.group`` span around one transaction serving ``members`` (their write spans)."""
-    tracer = tracing.tracer()
-    if tracer is None:
-        yield
-        return
+    if tracing.tracer() is None:
+        return _NO_SPAN
+    sampled = [span for span in members if span is not None and span.is_recording()]
+    if sampled:
+        return _group(sampled, len(members), operations)
+    if tracing.recording():
+        # No request of the group is traced, but the group's task was created in a traced
+        # request's context: record none of the statements there.
+        from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+        return suppress_instrumentation()
+    return _NO_SPAN  # (an unsampled request's context is already suppressed)
+
+
+@contextmanager
+def _group(sampled: list[Any], size: int, operations: int) -> Iterator[None]:
     from opentelemetry import context as otel_context
     from opentelemetry import trace
-    from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-    sampled = [span for span in members if span is not None and span.is_recording()]
-    if not sampled:
-        # No request of the group is traced: record none of its statements, whichever request's
-        # context the group's task happened to be created in.
-        with suppress_instrumentation():
-            yield
-        return
+    tracer = tracing.tracer()
     leader, others = sampled[0], sampled[1:]
-    attributes = {"ledger.group.size": len(members), "ledger.group.operations": operations}
+    attributes = {"ledger.group.size": size, "ledger.group.operations": operations}
     span = tracer.start_span(
         "ledger.group",
         context=trace.set_span_in_context(leader),
