@@ -29,9 +29,9 @@ def plot(document: dict[str, Any], path: Path) -> Path:
             text = f"p99/p50 {value:.1f}" if r["mode"] == "open" else f"{value:.2f}x"
             left.annotate(f"{text}\n{r['target']['text']}", (x, max(ours[x], theirs[x])),
                           ha="center", va="bottom", fontsize=8, color=colour)  # fmt: skip
-    top = max([*ours, *theirs, 1])
-    left.set_ylim(top=top * 4)
+    values = [v for v in [*ours, *theirs] if v > 0] or [1.0]
     left.set_yscale("log")
+    left.set_ylim(min(values) / 2, max(values) * 6)
     left.set_xticks(xs, names)
     left.set_ylabel("transfers / s (log)")
     left.set_title("Throughput: ours vs pgbench, same run")
