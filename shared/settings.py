@@ -123,8 +123,10 @@ class Settings:
     group_commit_max_items: int = field(default_factory=lambda: _env_int("GROUP_COMMIT_MAX_ITEMS", 512))
     """Most transfer operations the ledger commits in one database transaction."""
 
-    group_commit_max_inflight: int = field(default_factory=lambda: _env_int("GROUP_COMMIT_MAX_INFLIGHT", 2))
-    """Group transactions one ledger process runs at once; the next group forms while they commit."""
+    group_commit_max_inflight: int = field(default_factory=lambda: _env_int("GROUP_COMMIT_MAX_INFLIGHT", 1))
+    """Group transactions one ledger process runs at once; the next group forms while they commit.
+    1 measured best on 2 cores (docs/performance.md): a hot row serialises groups anyway, and a
+    second group in flight only splits the queue into smaller groups."""
 
     group_commit_enabled: bool = field(default_factory=lambda: _env_bool("GROUP_COMMIT_ENABLED", True))
     """When false every request commits its own transaction (used by tests and benchmarks)."""

@@ -52,6 +52,10 @@ async def create_pool(dsn: str, size: int) -> asyncpg.Pool:
         reset=_reset_connection,
         max_inactive_connection_lifetime=300,
         command_timeout=30,
+        # Re-plan every execution instead of caching a generic plan. A generic plan made while
+        # `transfers` was small (or never analysed) sequentially scans it forever after, and the
+        # write path's cost would grow with the ledger's history (docs/performance.md, findings).
+        server_settings={"plan_cache_mode": "force_custom_plan"},
     )
     assert pool is not None
     return pool
