@@ -10,9 +10,13 @@ the ALB's ``Root=`` and no parent keeps that id, so X-Ray, the ALB access log an
 
 **Off unless an exporter is configured** (``OTEL_TRACES_EXPORTER``, ``OTEL_EXPORTER_OTLP_ENDPOINT``,
 see :mod:`shared.settings`): then :func:`setup` installs nothing, :func:`instrument_app` returns
-the app unchanged, :func:`client_trace_configs` is empty and :func:`span` is a shared no-op
-context, so tracing off costs nothing and the services behave exactly as before (the incoming
-``X-Amzn-Trace-Id`` is still forwarded by :mod:`shared.http`).
+the app unchanged, :func:`client_trace_configs` is empty and :func:`tracer` is None (the ledger's
+domain spans are then shared no-op contexts), so tracing off costs nothing and the services
+behave exactly as before (the incoming ``X-Amzn-Trace-Id`` is still forwarded by
+:mod:`shared.http`).
+
+**Unsampled requests** skip the server-span middleware and run with the instrumentations
+suppressed (:class:`shared.tracing_sdk.RequestSampling`); their decision still travels downstream.
 
 **Sampling** (ADR 0050): parent-based by ratio. Only a server span (a request) may start a
 trace, so background work (expiry sweeps, the verifier, readiness probes) never does. The gateway
@@ -30,7 +34,6 @@ business identifier on a span is the ledger's ``ledger.transfer_id``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -55,7 +58,6 @@ _provider: Any = None
 _api: Any = None  # opentelemetry.trace, once tracing is on
 _propagate: Any = None  # opentelemetry.propagate, once tracing is on
 _configured = False
-_NO_SPAN = contextlib.nullcontext()
 
 
 def enabled() -> bool:
@@ -78,14 +80,6 @@ def inject(headers: dict[str, str]) -> None:
     an unsampled request passes on its ``Sampled=0`` decision, which the upstream follows."""
     if _propagate is not None:
         _propagate.inject(headers)
-
-
-def span(name: str, attributes: Mapping[str, Any] | None = None) -> contextlib.AbstractContextManager[Any]:
-    """A hand-made INTERNAL span around a domain step, current inside the block (yields the span);
-    a shared no-op context yielding None when tracing is off."""
-    if _tracer is None:
-        return _NO_SPAN
-    return _tracer.start_as_current_span(name, attributes=attributes)  # type: ignore[no-any-return]
 
 
 def exporter_name(settings: Settings) -> str:
@@ -256,10 +250,4 @@ def current_trace_id() -> str:
         return ""
     digits = f"{context.trace_id:032x}"
     return f"1-{digits[:8]}-{digits[8:]}"
-
-
-def force_flush(timeout_millis: int = 5000) -> None:
-    """Export what is buffered (used at shutdown; the SDK also flushes at interpreter exit)."""
-    if _provider is not None:
-        _provider.force_flush(timeout_millis)
 
