@@ -21,6 +21,9 @@ DATABASE_DOWN: tuple[type[BaseException], ...] = (
     asyncpg.OperatorInterventionError,  # admin shutdown, pg_terminate_backend, crash recovery
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
+    # A connection the server terminated can be handed out before asyncpg has noticed the
+    # socket close; its protocol then refuses the next query with this. See `connection`.
+    asyncpg.InternalClientError,
 )
 """Errors meaning "the database is not reachable right now": answered 503 ``unavailable``."""
 
@@ -66,6 +69,10 @@ async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     """A pooled connection; any database outage inside the block is raised as 503 ``unavailable``."""
     try:
         async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
-            yield conn
+            try:
+                yield conn
+            except asyncpg.InternalClientError:
+                conn.terminate()  # its protocol state is unknown: never hand it out again
+                raise
     except DATABASE_DOWN as exc:
         raise unavailable("the ledger database is unavailable") from exc

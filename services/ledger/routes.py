@@ -195,7 +195,9 @@ async def create_transfer(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 def _too_large(count: int) -> ProblemError:
     return ProblemError(
-        ErrorCode.BATCH_TOO_LARGE, f"a batch holds at most {MAX_BATCH_ITEMS} transfers ({count} sent)", field="transfers"
+        ErrorCode.BATCH_TOO_LARGE,
+        f"a batch holds at most {MAX_BATCH_ITEMS} transfers ({count} sent)",
+        field="transfers",
     )
 
 

@@ -11,7 +11,7 @@ import asyncpg
 
 from services.ledger import store
 from services.ledger.committer import GroupCommitter
-from services.ledger.db import DATABASE_DOWN, create_pool
+from services.ledger.db import DATABASE_DOWN, connection, create_pool
 from services.ledger.verify import verify
 from shared.errors import ProblemError
 from shared.metrics import VERIFIER_DISCREPANCIES, current_metrics
@@ -85,7 +85,7 @@ class LedgerRuntime:
         while True:
             delay = self.sweep_interval
             try:
-                async with self.pool.acquire(timeout=5) as conn:
+                async with connection(self.pool) as conn:
                     expired = await store.expire_due(conn)
                     if expired:
                         continue
@@ -94,7 +94,7 @@ class LedgerRuntime:
                     delay = min(delay, max(until_next.total_seconds(), 0.005))
             except asyncio.CancelledError:
                 raise
-            except DATABASE_DOWN:
+            except ProblemError:  # the database is down (see db.connection): try again shortly
                 delay = 1.0
             except Exception:
                 log.exception("expiry sweep failed")

@@ -82,3 +82,27 @@ async def test_sigterm_finishes_in_flight_requests(database_url: str, db: asyncp
         for r in await db.fetch("SELECT id FROM transfers WHERE id = ANY($1::uuid[])", [uuid.UUID(i) for i in ids])
     }
     assert acknowledged <= stored
+
+
+async def test_terminated_connections_answer_503_never_500(
+    ledger_processes: dict[str, ServiceProcess], http: aiohttp.ClientSession, database_url: str
+) -> None:
+    """pg_terminate_backend of the ledger's connections under load: 201 or 503, then it recovers."""
+    client = client_for(http, ledger_processes["grouped"])
+    a, b = await client.create_account(), await client.create_account()
+    database = urlsplit(database_url).path.lstrip("/")
+    admin = await asyncpg.connect(urlunsplit(urlsplit(database_url)._replace(path="/postgres")))
+    statuses: list[int] = []
+    try:
+        for round_ in range(10):
+            tasks = [asyncio.create_task(client.transfer(a["id"], b["id"], 1)) for _ in range(30)]
+            await asyncio.sleep(0.004 * (round_ % 5))
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                database,
+            )
+            statuses += [reply.status for reply in await asyncio.gather(*tasks)]
+    finally:
+        await admin.close()
+    assert set(statuses) <= {201, 503}, sorted(set(statuses))
+    assert (await client.transfer(a["id"], b["id"], 1)).status == 201
