@@ -21,11 +21,11 @@ from typing import Any
 
 import msgspec
 from botocore.exceptions import BotoCoreError
-from redis.asyncio import Redis
 
 from services.session.cache import CacheUnavailable, SessionCache
 from services.session.service import SessionService, UnknownKey, UnknownTenant
 from services.session.store import SessionStore, StoreUnavailable
+from shared.redis_client import open_redis
 from shared.settings import Settings, get_settings
 
 
@@ -40,11 +40,7 @@ def _fail(message: str, status: int = 1) -> int:
 
 
 async def _with_service(settings: Settings, action: Callable[[SessionService], Awaitable[int]]) -> int:
-    redis = Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.redis_timeout_seconds,
-        socket_connect_timeout=settings.redis_timeout_seconds,
-    )
+    redis = open_redis(settings)
     store = SessionStore(settings)
     await store.start()
     try:

@@ -12,7 +12,6 @@ import logging
 import msgspec
 from litestar import Litestar
 from litestar.types import ASGIApp
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.gateway.admission import Admission
@@ -24,6 +23,7 @@ from services.gateway.routes import public_routes
 from services.gateway.upstream import Ledger
 from shared.http import HttpPool, ServiceClient
 from shared.metrics import Emitter
+from shared.redis_client import open_redis
 from shared.settings import Settings, get_settings
 from shared.tracing import instrument_app
 from shared.web import MAX_BODY_BYTES, RequestContextMiddleware, exception_handlers, health_routes
@@ -34,13 +34,7 @@ log = logging.getLogger(__name__)
 class Components:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.redis = Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout_seconds,
-            socket_connect_timeout=settings.redis_timeout_seconds,
-            retry_on_timeout=False,
-            max_connections=1024,
-        )
+        self.redis = open_redis(settings, max_connections=1024)
         timeout = settings.upstream_timeout_seconds
         self.http = HttpPool()
         self.ledger = ServiceClient("ledger", settings.ledger_base_url(), settings.internal_token, timeout, self.http)

@@ -14,7 +14,6 @@ from typing import Any
 
 from litestar import Litestar, Request, Response
 from litestar.types import ASGIApp
-from redis.asyncio import Redis
 
 from services.session.cache import CacheUnavailable, SessionCache
 from services.session.routes import internal_router
@@ -22,6 +21,7 @@ from services.session.service import SessionService
 from services.session.store import SessionStore, StoreUnavailable
 from shared.errors import unavailable
 from shared.metrics import Emitter
+from shared.redis_client import open_redis
 from shared.settings import Settings, get_settings
 from shared.tracing import instrument_app
 from shared.web import (
@@ -40,12 +40,7 @@ class Components:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.redis = Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout_seconds,
-            socket_connect_timeout=settings.redis_timeout_seconds,
-            retry_on_timeout=False,
-        )
+        self.redis = open_redis(settings)
         self.store = SessionStore(settings)
         cache = SessionCache(self.redis, settings.redis_key_prefix, settings.session_cache_ttl_seconds)
         self.service = SessionService(
