@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,6 +47,16 @@ BENCH_ENV = {
     # One EMF line a second (instead of a minute) so the ledger's group sizes can be read per scenario.
     "METRICS_INTERVAL_SECONDS": "1",
 }
+
+
+KEEP_LOG_DIRS = 10
+"""Log directories of earlier runs kept under .local/bench (the oldest are removed)."""
+
+
+def _prune_logs(parent: Path, keep: int) -> None:
+    runs = sorted((p for p in parent.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for old in runs[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def free_port() -> int:
@@ -134,6 +145,7 @@ class BenchPlatform:
 
     def start(self, say: Callable[[str], None] = print) -> BenchPlatform:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        _prune_logs(self.log_dir.parent, keep=KEEP_LOG_DIRS)
         self._local.ensure_postgres(self.server_dsn)
         self._local.ensure_redis(self.env["REDIS_URL"])
         say(f"database {self.database}, Redis prefix {self.env['REDIS_KEY_PREFIX']}, logs {self.log_dir}")
