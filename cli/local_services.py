@@ -16,9 +16,11 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_DIR = ROOT / ".local"
@@ -34,6 +36,29 @@ def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
             return True
     except OSError:
         return False
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_status(url: str, timeout: float = 1.0) -> int | None:
+    """The status of a GET (health probes); None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+def with_database(dsn: str, database: str) -> str:
+    """``dsn`` pointing at another database of the same server."""
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{database}"))
 
 
 def wait_for_port(host: str, port: int, timeout: float, what: str) -> None:

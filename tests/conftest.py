@@ -10,18 +10,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 import redis
 
+from cli.local_services import with_database
 from services.ledger.migrate import migrate
 from shared.settings import get_settings
-
-
-def _with_database(dsn: str, database: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{database}"))
 
 
 @pytest.fixture(scope="session")
@@ -29,12 +25,12 @@ def database_url() -> Iterator[str]:
     """DSN of a freshly migrated database that lives for the whole test session."""
     base = get_settings().database_url
     name = f"test_{uuid.uuid4().hex[:12]}"
-    dsn = _with_database(base, name)
+    dsn = with_database(base, name)
     asyncio.run(migrate(dsn))
     yield dsn
 
     async def drop() -> None:
-        conn = await asyncpg.connect(_with_database(base, "postgres"))
+        conn = await asyncpg.connect(with_database(base, "postgres"))
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:

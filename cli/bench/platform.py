@@ -17,21 +17,17 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import redis
 
-from cli.local_services import ROOT, LocalServices, wait_for_port
+from cli.local_services import ROOT, LocalServices, free_port, http_status, wait_for_port, with_database
 from services.ledger.migrate import migrate
 from shared.settings import get_settings
 
@@ -57,26 +53,6 @@ def _prune_logs(parent: Path, keep: int) -> None:
     runs = sorted((p for p in parent.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
     for old in runs[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def with_database(dsn: str, database: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{database}"))
-
-
-def http_status(url: str, timeout: float = 1.0) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return None
 
 
 async def drop_database(server_dsn: str, name: str) -> None:
