@@ -71,8 +71,11 @@ async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
         async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
             try:
                 yield conn
-            except asyncpg.InternalClientError:
+            except DATABASE_DOWN:
                 conn.terminate()  # its protocol state is unknown: never hand it out again
+                # One dead connection usually means all of them (a restart, a failover, a mass
+                # pg_terminate_backend): have every idle one replaced before it is handed out.
+                await pool.expire_connections()
                 raise
     except DATABASE_DOWN as exc:
         raise unavailable("the ledger database is unavailable") from exc

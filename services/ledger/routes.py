@@ -209,7 +209,7 @@ def _decode_batch(raw: bytes, content_type: str | None) -> BatchCreate:
         if problem.code is ErrorCode.INVALID_REQUEST:
             try:
                 shape = msgspec.json.decode(raw, type=BatchShape)
-            except msgspec.MsgspecError:
+            except (msgspec.MsgspecError, RecursionError):  # not a batch, or nested too deeply
                 shape = None
             if shape is not None and len(shape.transfers) > MAX_BATCH_ITEMS:
                 raise _too_large(len(shape.transfers)) from None

@@ -105,4 +105,10 @@ async def test_terminated_connections_answer_503_never_500(
     finally:
         await admin.close()
     assert set(statuses) <= {201, 503}, sorted(set(statuses))
-    assert (await client.transfer(a["id"], b["id"], 1)).status == 201
+    # It recovers by itself: a client retrying a 503 after Retry-After gets through.
+    for _ in range(20):
+        reply = await client.transfer(a["id"], b["id"], 1)
+        if reply.status != 503:
+            break
+        await asyncio.sleep(float(reply.headers["Retry-After"]) / 4)
+    assert reply.status == 201
