@@ -52,6 +52,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="sample the gateway and ledger with py-spy during each scenario, stacks to DIR")  # fmt: skip
     parser.add_argument("--label", default="", help="a label stored in the JSON and shown on the plot")
     parser.add_argument("--keep-database", action="store_true", help="keep the ledger's bench database")
+    # Consumed by cli/bench/__main__.py before these arguments are parsed; listed for --help.
+    parser.add_argument("--tracing", metavar="off|RATIO",
+                        help="run the services with tracing at this sampling ratio, exporting to a stand-in collector")
     return parser.parse_args(argv)
 
 
