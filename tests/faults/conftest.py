@@ -16,7 +16,7 @@ import pytest
 
 from services.ledger.migrate import migrate
 from tests.support.pgcluster import PrivatePostgres
-from tests.support.platform import Platform, ledger_available
+from tests.support.platform import Platform
 
 FAULT_SETTINGS = {
     # A claim left behind by a killed gateway lapses after this long (the default is 60 s); it
@@ -39,13 +39,7 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 
 @pytest.fixture(scope="module")
 def fault_platform(private_postgres: PrivatePostgres) -> Iterator[Platform]:
-    if not ledger_available():
-        pytest.skip("the ledger service does not exist yet")
     database_url = private_postgres.url("ledger")
     asyncio.run(migrate(database_url))
-    platform = Platform(database_url, f"faults:{uuid.uuid4().hex[:8]}:", overrides=FAULT_SETTINGS)
-    try:
-        platform.start()
+    with Platform(database_url, f"faults:{uuid.uuid4().hex[:8]}:", overrides=FAULT_SETTINGS).serving() as platform:
         yield platform
-    finally:
-        platform.stop()

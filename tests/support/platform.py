@@ -23,7 +23,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,10 +90,6 @@ class Helper:
         self.process.send_signal(signal.SIGCONT)
 
 
-def ledger_available() -> bool:
-    return (ROOT / "services" / "ledger" / "__main__.py").exists()
-
-
 @dataclass
 class Platform:
     database_url: str
@@ -136,8 +132,23 @@ class Platform:
         self.redis = Helper(
             "redis",
             redis_port,
-            [redis_server, "--bind", "127.0.0.1", "--port", str(redis_port), "--dir", self._redis_dir,
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no"],
+            [
+                redis_server,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(redis_port),
+                "--dir",
+                self._redis_dir,
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+            ],
         )
         self.session = ServiceProcess("session", ports["session"], self.env)
         self.ledger = ServiceProcess("ledger", ports["ledger"], self.env)
@@ -161,6 +172,14 @@ class Platform:
         self.redis.stop()
         self.dynamodb.stop()
         shutil.rmtree(self._redis_dir, ignore_errors=True)
+
+    @contextmanager
+    def serving(self) -> Iterator[Platform]:
+        """Every process running for the block, all stopped after it whatever happened."""
+        try:
+            yield self.start()
+        finally:
+            self.stop()
 
     def extra_gateway(self, **overrides: str) -> ServiceProcess:
         """Another gateway instance on the same dependencies, with its own settings."""
@@ -212,14 +231,8 @@ class Platform:
 
 @pytest.fixture(scope="session")
 def platform(database_url: str, redis_prefix: str) -> Iterator[Platform]:
-    if not ledger_available():
-        pytest.skip("the ledger service (services/ledger/__main__.py) does not exist yet")
-    running = Platform(database_url, redis_prefix)
-    try:
-        running.start()
+    with Platform(database_url, redis_prefix).serving() as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="session")
@@ -231,8 +244,6 @@ async def http_client() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture(scope="session")
 async def api(platform: Platform, http_client: aiohttp.ClientSession) -> Api:
     return Api(http_client, platform.url)
-
-
 
 
 @pytest.fixture(scope="session")

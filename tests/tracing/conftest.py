@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.support.platform import Platform, ledger_available
+from tests.support.platform import Platform
 from tests.support.processes import free_port
 from tests.tracing.collector import Receiver
 
@@ -34,36 +34,22 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture(scope="module")
 def traced(database_url: str, redis_prefix: str, receiver: Receiver) -> Iterator[Platform]:
     """The whole platform with tracing on at 100% sampling, exporting to ``receiver``."""
-    if not ledger_available():
-        pytest.skip("the ledger service does not exist yet")
-    platform = _platform(database_url, redis_prefix, receiver, OTEL_TRACES_SAMPLER_ARG="1.0")
-    try:
-        platform.start()
+    with _platform(database_url, redis_prefix, receiver, OTEL_TRACES_SAMPLER_ARG="1.0").serving() as platform:
         yield platform
-    finally:
-        platform.stop()
 
 
 @pytest.fixture(scope="module")
 def untraced(database_url: str, redis_prefix: str, receiver: Receiver) -> Iterator[Platform]:
     """The platform with the receiver configured as endpoint but tracing switched off."""
-    platform = _platform(database_url, redis_prefix, receiver, OTEL_TRACES_EXPORTER="none")
-    try:
-        platform.start()
+    with _platform(database_url, redis_prefix, receiver, OTEL_TRACES_EXPORTER="none").serving() as platform:
         yield platform
-    finally:
-        platform.stop()
 
 
 @pytest.fixture(scope="module")
 def sampled_out(database_url: str, redis_prefix: str, receiver: Receiver) -> Iterator[Platform]:
     """The platform with tracing on but a sampling ratio of 0: every request is decided unsampled."""
-    platform = _platform(database_url, redis_prefix, receiver, OTEL_TRACES_SAMPLER_ARG="0")
-    try:
-        platform.start()
+    with _platform(database_url, redis_prefix, receiver, OTEL_TRACES_SAMPLER_ARG="0").serving() as platform:
         yield platform
-    finally:
-        platform.stop()
 
 
 @pytest.fixture
@@ -94,9 +80,5 @@ async def fake_ledger() -> AsyncIterator[tuple[str, list[Any]]]:
 @pytest.fixture(scope="module")
 def half_sampled(database_url: str, redis_prefix: str, receiver: Receiver) -> Iterator[Platform]:
     """The platform tracing half of the public requests."""
-    platform = _platform(database_url, redis_prefix, receiver, OTEL_TRACES_SAMPLER_ARG="0.5")
-    try:
-        platform.start()
+    with _platform(database_url, redis_prefix, receiver, OTEL_TRACES_SAMPLER_ARG="0.5").serving() as platform:
         yield platform
-    finally:
-        platform.stop()
