@@ -8,7 +8,6 @@ Every failure a client can see is a :class:`ProblemError` carrying one stable :c
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
 import msgspec
 
@@ -178,13 +177,3 @@ def unavailable(detail: str, retry_after: int = 1) -> ProblemError:
 def encode_problem(error: ProblemError, request_id: str) -> bytes:
     return msgspec.json.encode(error.to_problem(request_id))
 
-
-def problem_from_body(status: int, body: bytes) -> dict[str, Any] | None:
-    """Decode a problem+json body received from another service; None when it is not one."""
-    try:
-        decoded = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        return None
-    if isinstance(decoded, dict) and isinstance(decoded.get("code"), str) and decoded.get("status") == status:
-        return decoded
-    return None

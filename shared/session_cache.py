@@ -17,7 +17,6 @@ session service, which reads DynamoDB and fills the cache.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 TOMBSTONE = "revoked"
 
@@ -41,13 +40,6 @@ def key_revocation_key(prefix: str, key_id: str) -> str:
 
 def encode_record(tenant_id: str, key_id: str, expires_at_epoch: int) -> str:
     return f"{tenant_id}|{key_id}|{expires_at_epoch}"
-
-
-@dataclass(frozen=True, slots=True)
-class CachedSession:
-    tenant_id: str
-    key_id: str
-    expires_at_epoch: int
 
 
 # KEYS[1] = sess:<hash>; ARGV[1] = the keyrev: prefix (the key id is only known from the record).

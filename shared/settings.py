@@ -145,9 +145,6 @@ class Settings:
     log_level: str = field(default_factory=lambda: _env_str("LOG_LEVEL", "INFO"))
     """Level of the JSON log lines (DEBUG, INFO, WARNING, ERROR)."""
 
-    access_log: bool = field(default_factory=lambda: _env_bool("ACCESS_LOG", False))
-    """Write one log line per request. Off by default: on the hot path it costs real throughput."""
-
     workers: int = field(default_factory=lambda: _env_int("WORKERS", 1))
     """Server worker processes per service."""
 

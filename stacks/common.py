@@ -257,9 +257,3 @@ def role_trust(service: str) -> PolicyDocument:
         ],
     )
 
-
-def arn(service: str, resource: str, region: bool = True, account: bool = True) -> Sub:
-    """``arn:${AWS::Partition}:<service>:<region>:<account>:<resource>`` as a Sub."""
-    region_part = "${AWS::Region}" if region else ""
-    account_part = "${AWS::AccountId}" if account else ""
-    return Sub(f"arn:${{AWS::Partition}}:{service}:{region_part}:{account_part}:{resource}")

@@ -11,9 +11,6 @@ from stacks.compute_alb import Edge
 from stacks.config import PlatformConfig, ServiceSpec
 from stacks.naming import ComputeExports, DataExports, NetworkExports, SecurityExports, add_export, import_value
 
-SECRET_ENV = ("INTERNAL_TOKEN", "REDIS_URL", "PGPASSWORD")
-"""Variables that only ever reach a container through ``Secrets`` (ValueFrom)."""
-
 TRACE_SAMPLE_RATIO = "0.05"
 """Share of public requests traced (``OTEL_TRACES_SAMPLER_ARG``; the gateway decides, the internal
 services follow). docs/performance.md measures what a ratio costs; ADR 0050 explains the choice."""

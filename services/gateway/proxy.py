@@ -22,7 +22,7 @@ from services.gateway.admission import Admission, Admitted
 from services.gateway.auth import Authenticator, Principal
 from services.gateway.idempotency import KeptResponse, fingerprint, keep, validate_key
 from services.gateway.upstream import Ledger
-from shared.errors import ErrorCode, ProblemError
+from shared.errors import ProblemError
 from shared.web import JSON_MEDIA_TYPE, check_json_media_type, read_body
 
 _EMPTY_BODY_PATHS = ("/post", "/void")
@@ -106,7 +106,3 @@ def _respond(kept: KeptResponse, admitted: Admitted, *, replayed: bool) -> Respo
         media_type=kept.content_type or JSON_MEDIA_TYPE,
         headers=headers,
     )
-
-
-def not_found() -> ProblemError:
-    return ProblemError(ErrorCode.NOT_FOUND, "no such resource")

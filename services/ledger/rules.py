@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.ledger.schemas import MAX_AMOUNT, TransferCreate
+from services.ledger.schemas import MAX_AMOUNT, TransferCreate, TransferStatus
 from shared.errors import ErrorCode
 
 EVENTS_PER_BLOCK = 1 << 20
@@ -54,7 +54,7 @@ class TransferState:
     currency: str
     pending: bool
     timeout_seconds: int
-    status: str
+    status: TransferStatus
     posted_amount: int
     expires_at: datetime | None
     metadata: dict[str, str]
@@ -271,7 +271,7 @@ class LedgerState:
         self._undo.append((None, "__new__", key))
         return Outcome(status=201, transfer=transfer, applied=True)
 
-    def _resolve(self, transfer: TransferState, status: str, posted: int) -> Outcome:
+    def _resolve(self, transfer: TransferState, status: TransferStatus, posted: int) -> Outcome:
         """Post ``posted`` of a reservation (0 for a void) and release the rest."""
         debit = self.accounts[(transfer.tenant_id, transfer.debit_account_id)]
         credit = self.accounts[(transfer.tenant_id, transfer.credit_account_id)]

@@ -100,7 +100,7 @@ class Balances(Struct):
 class Account(Struct):
     id: uuid.UUID
     currency: str
-    normal_balance: str
+    normal_balance: NormalBalance
     flags: AccountFlags
     metadata: dict[str, str]
     created_at: str
@@ -117,7 +117,7 @@ class Transfer(Struct):
     credit_account_id: uuid.UUID
     amount: int
     currency: str
-    status: str
+    status: TransferStatus
     posted_amount: int
     expires_at: str | None
     metadata: dict[str, str]
