@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import aiohttp
 
@@ -35,13 +36,15 @@ async def test_ledger_emits_emf_metrics(database_url: str) -> None:
             await asyncio.gather(*(client.transfer(a["id"], b["id"], 1) for _ in range(30)))
             await client.transfer(a["id"], a["id"], 1)  # same_account
         lines: list[dict] = []
-        for _ in range(50):
+        deadline = time.monotonic() + 30
+        while not (
+            any(names.VERIFIER_DISCREPANCIES in line for line in lines)
+            and any(line.get("Code") == "same_account" for line in lines)
+            and sum(line.get(names.TRANSFERS_COMMITTED, 0) for line in lines) == 30
+        ):
+            assert time.monotonic() < deadline, f"the expected EMF lines did not appear within 30 s: {lines}"
             await asyncio.sleep(0.1)
             lines = emf_lines(process.log_path.read_text())
-            if any(names.VERIFIER_DISCREPANCIES in line for line in lines) and any(
-                line.get("Code") == "same_account" for line in lines
-            ):
-                break
     finally:
         process.stop()
     assert lines, "no EMF line was written"

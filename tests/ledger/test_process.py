@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -68,7 +69,13 @@ async def test_sigterm_finishes_in_flight_requests(database_url: str, db: asyncp
 
         ids = [str(uuid.uuid4()) for _ in range(200)]
         tasks = [asyncio.create_task(attempt(i)) for i in ids]
-        await asyncio.sleep(0.05)
+        # Signal once the first transfers are committed, so some are surely in flight (no fixed sleep).
+        deadline = time.monotonic() + 30
+        while not await db.fetchval(
+            "SELECT count(*) FROM transfers WHERE id = ANY($1::uuid[])", [uuid.UUID(i) for i in ids]
+        ):
+            assert time.monotonic() < deadline, "no transfer was committed within 30 s"
+            await asyncio.sleep(0.005)
         process.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
         statuses = await asyncio.gather(*tasks)
     # uvicorn re-raises the signal after its graceful shutdown, so -SIGTERM is a clean exit too.
@@ -93,17 +100,20 @@ async def test_terminated_connections_answer_503_never_500(
     database = urlsplit(database_url).path.lstrip("/")
     admin = await asyncpg.connect(urlunsplit(urlsplit(database_url)._replace(path="/postgres")))
     statuses: list[int] = []
+    terminated = 0
     try:
         for round_ in range(10):
             tasks = [asyncio.create_task(client.transfer(a["id"], b["id"], 1)) for _ in range(30)]
             await asyncio.sleep(0.004 * (round_ % 5))
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            terminated += await admin.fetchval(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()",
                 database,
             )
             statuses += [reply.status for reply in await asyncio.gather(*tasks)]
     finally:
         await admin.close()
+    assert terminated > 0, "the fault was never injected"
     assert set(statuses) <= {201, 503}, sorted(set(statuses))
     # It recovers by itself: a client retrying a 503 after Retry-After gets through.
     for _ in range(20):
