@@ -176,4 +176,3 @@ def unavailable(detail: str, retry_after: int = 1) -> ProblemError:
 
 def encode_problem(error: ProblemError, request_id: str) -> bytes:
     return msgspec.json.encode(error.to_problem(request_id))
-

@@ -230,7 +230,7 @@ def problem_of(upstream: str, response: UpstreamResponse) -> ProblemError:
         except ValueError:
             code = None
         if code is not None and code.status == response.status:
-            return ProblemError(code, str(decoded.get("detail", code.title)))
+            return ProblemError(code, str(decoded.get("detail", code.summary)))
     log.warning("upstream failed", extra={"upstream": upstream, "status": response.status})
     return unavailable(f"the {upstream} service is unavailable; retry later")
 

@@ -136,9 +136,7 @@ class Settings:
     )
     """Longest the ledger sleeps between sweeps of expired pending transfers."""
 
-    verifier_interval_seconds: float = field(
-        default_factory=lambda: _env_float("VERIFIER_INTERVAL_SECONDS", 300.0)
-    )
+    verifier_interval_seconds: float = field(default_factory=lambda: _env_float("VERIFIER_INTERVAL_SECONDS", 300.0))
     """How often a ledger process runs the invariant verifier and reports it as a metric (0: never).
     An advisory lock lets only one process of the fleet run it at a time."""
 
@@ -183,9 +181,7 @@ class Settings:
     otlp_protocol: str = field(default_factory=lambda: _env_str("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"))
     """``grpc`` (port 4317) or ``http/protobuf`` (port 4318) for the OTLP exporter."""
 
-    tracing_sampler: str = field(
-        default_factory=lambda: _env_str("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
-    )
+    tracing_sampler: str = field(default_factory=lambda: _env_str("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"))
     """``parentbased_traceidratio`` (the default), ``parentbased_always_on`` or ``parentbased_always_off``.
     The gateway decides for a new request; the ledger and session service follow its decision."""
 

@@ -250,4 +250,3 @@ def current_trace_id() -> str:
         return ""
     digits = f"{context.trace_id:032x}"
     return f"1-{digits[:8]}-{digits[8:]}"
-

@@ -187,8 +187,6 @@ def decode_json(body: bytes, content_type: str | None, type_: type[T], *, allow_
     if allow_empty and not body.strip():
         return None
     check_json_media_type(content_type)
-    if len(body) > MAX_BODY_BYTES:
-        raise ProblemError(ErrorCode.PAYLOAD_TOO_LARGE, f"request body exceeds {MAX_BODY_BYTES} bytes")
     try:
         value = msgspec.json.decode(body, type=type_, strict=True)
     except msgspec.ValidationError as exc:

@@ -48,6 +48,7 @@ class Authenticator:
     def __init__(self, redis: Redis, prefix: str, sessions: ServiceClient) -> None:
         self._lookup = redis.register_script(LOOKUP_SCRIPT)
         self._prefix = prefix
+        self._revocation_prefix = key_revocation_key(prefix, "")
         self._sessions = sessions
 
     async def authenticate(self, authorization: str | None) -> Principal:
@@ -57,9 +58,7 @@ class Authenticator:
         token = match.group("token")
         hashed = token_hash(token)
         try:
-            result = await self._lookup(
-                keys=[session_key(self._prefix, hashed)], args=[key_revocation_key(self._prefix, "")]
-            )
+            result = await self._lookup(keys=[session_key(self._prefix, hashed)], args=[self._revocation_prefix])
         except RedisError as exc:
             log.warning("redis unavailable for authentication", extra={"error": repr(exc)})
             raise unavailable("the session cache is unavailable; retry later") from exc

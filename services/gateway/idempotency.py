@@ -68,11 +68,10 @@ def new_claim(fp: str) -> bytes:
     return f"P|{fp}|{secrets.token_hex(8)}".encode()
 
 
-def keep(status: int, body: bytes) -> bool:
+def keep(status: int) -> bool:
     """Whether a response is kept for replays (public-api.md section 6)."""
-    if status == 401 or status == 429 or status >= 500:
-        return False
-    return not (status == 409 and b'"idempotency_key_in_use"' in body)
+    # 409 idempotency_key_in_use is answered by the gateway itself, never kept and never passed here.
+    return status not in (401, 429) and status < 500
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,8 +63,9 @@ class Pipeline:
         try:
             # The media type goes along even with an empty body, so that the ledger answers an empty
             # application/json body 400 (malformed JSON) rather than 415.
-            upstream = await self.ledger.forward(method, _raw_path(request), query, body, content_type,
-                                                 principal.tenant_id)
+            upstream = await self.ledger.forward(
+                method, _raw_path(request), query, body, content_type, principal.tenant_id
+            )
         except ProblemError as error:
             if admitted.claim is not None:
                 await self.admission.complete(admitted.claim, None)
@@ -72,7 +73,7 @@ class Pipeline:
             raise
         kept = KeptResponse(upstream.status, upstream.content_type, upstream.body)
         if admitted.claim is not None:
-            await self.admission.complete(admitted.claim, kept if keep(upstream.status, upstream.body) else None)
+            await self.admission.complete(admitted.claim, kept if keep(upstream.status) else None)
         response = _respond(kept, admitted, replayed=False)
         if upstream.retry_after is not None and upstream.status >= 500:
             response.headers["Retry-After"] = upstream.retry_after

@@ -9,20 +9,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from services.ledger.rules import Outcome, TransferState
 from services.ledger.schemas import Account, AccountFlags, Transfer, balances_of
 from shared.errors import ErrorCode, ProblemError
-
-
-@functools.lru_cache(maxsize=4096)
-def rfc3339(moment: datetime) -> str:
-    """Formatted once per distinct instant: every transfer of a group shares its timestamps."""
-    # isoformat pads the year to four digits; strftime's %Y does not on glibc (year 1 -> "1").
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+from shared.timefmt import rfc3339
 
 
 def account_from_row(row: Any) -> Account:

@@ -47,6 +47,9 @@ SELECT
     WHERE tenant_id = $1 AND credit_account_id = $2 AND status = 'posted' AND updated_at <= $3) AS credits_posted
 """
 
+# Existence and normal balance only: the history and balance-at routes need no counters.
+ACCOUNT_KIND = "SELECT normal_balance FROM accounts WHERE tenant_id = $1 AND id = $2"
+
 SELECT_TRANSFER = f"""
 SELECT {TRANSFER_COLUMNS}, clock_timestamp() AS _now FROM transfers t WHERE t.tenant_id = $1 AND t.id = $2
 """
@@ -54,6 +57,12 @@ SELECT {TRANSFER_COLUMNS}, clock_timestamp() AS _now FROM transfers t WHERE t.te
 
 async def get_account(conn: asyncpg.Connection, tenant_id: uuid.UUID, account_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(SELECT_ACCOUNT, tenant_id, account_id)
+
+
+async def account_normal_balance(conn: asyncpg.Connection, tenant_id: uuid.UUID, account_id: uuid.UUID) -> str | None:
+    """The account's ``normal_balance``, or None when the tenant has no such account."""
+    value: str | None = await conn.fetchval(ACCOUNT_KIND, tenant_id, account_id)
+    return value
 
 
 async def list_accounts(

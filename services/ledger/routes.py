@@ -7,7 +7,6 @@ together with the internal credential (``X-Internal-Token``), which :func:`tenan
 
 from __future__ import annotations
 
-import hmac
 import re
 import uuid
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from services.ledger.present import (
 from services.ledger.rules import CreateTransfer, Outcome, PostPending, VoidPending, WriteRequest
 from services.ledger.runtime import LedgerRuntime
 from services.ledger.schemas import (
+    CURRENCY_PATTERN,
     MAX_BATCH_ITEMS,
     AccountCreate,
     BalanceAt,
@@ -45,12 +45,14 @@ from services.ledger.schemas import (
     TransferCreate,
 )
 from shared.errors import ErrorCode, ErrorItem, ProblemError
+from shared.http import INTERNAL_TOKEN_HEADER, require_internal_token
 from shared.web import decode_json, json_response, problem_response, read_body
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 _BATCH_FIELD = re.compile(r"^transfers\[(\d+)\]\.?(.*)$")
 _LIMIT = re.compile(r"[0-9]{1,7}")
+_CURRENCY = re.compile(CURRENCY_PATTERN)
 
 
 def _runtime(request: Request[Any, Any, Any]) -> LedgerRuntime:
@@ -60,9 +62,7 @@ def _runtime(request: Request[Any, Any, Any]) -> LedgerRuntime:
 
 def tenant_of(request: Request[Any, Any, Any]) -> uuid.UUID:
     """The calling tenant, trusted only with the internal credential; else 401 ``unauthorized``."""
-    token = request.headers.get("x-internal-token", "")
-    if not hmac.compare_digest(token.encode(), _runtime(request).internal_token):
-        raise ProblemError(ErrorCode.UNAUTHORIZED, "missing or invalid internal credential")
+    require_internal_token(request.headers.get(INTERNAL_TOKEN_HEADER), _runtime(request).internal_token)
     try:
         return uuid.UUID(request.headers.get("x-tenant-id", ""))
     except ValueError:
@@ -113,7 +113,7 @@ async def list_accounts(request: Request[Any, Any, Any]) -> Response[bytes]:
     limit = _limit(request)
     after = decode_cursor("a", request.query_params.get("cursor"))
     currency = request.query_params.get("currency")
-    if currency is not None and not re.fullmatch(r"[A-Z][A-Z0-9]{2,11}", currency):
+    if currency is not None and not _CURRENCY.match(currency):
         raise ProblemError(ErrorCode.INVALID_REQUEST, "currency must match ^[A-Z][A-Z0-9]{2,11}$", field="currency")
     async with connection(_runtime(request).pool) as conn:
         rows = await reads.list_accounts(conn, tenant, currency, after, limit + 1)
@@ -141,7 +141,7 @@ async def account_transfers(request: Request[Any, Any, Any], account_id: str) ->
     limit = _limit(request)
     after = decode_cursor("h", request.query_params.get("cursor"))
     async with connection(_runtime(request).pool) as conn:
-        if await reads.get_account(conn, tenant, key) is None:
+        if await reads.account_normal_balance(conn, tenant, key) is None:
             raise ProblemError(ErrorCode.ACCOUNT_NOT_FOUND, "no such account")
         transfers, now = await reads.account_history(conn, tenant, key, after, limit + 1)
     more = len(transfers) > limit
@@ -164,12 +164,12 @@ async def account_balance_at(request: Request[Any, Any, Any], account_id: str) -
     if at is None:
         raise ProblemError(ErrorCode.INVALID_REQUEST, "at must be an RFC 3339 timestamp with a time zone", field="at")
     async with connection(_runtime(request).pool) as conn:
-        account = await reads.get_account(conn, tenant, key)
-        if account is None:
+        normal_balance = await reads.account_normal_balance(conn, tenant, key)
+        if normal_balance is None:
             raise ProblemError(ErrorCode.ACCOUNT_NOT_FOUND, "no such account")
         row = await reads.balance_at(conn, tenant, key, at)
     debits, credits = row["debits_posted"], row["credits_posted"]
-    posted = debits - credits if account["normal_balance"] == "debit" else credits - debits
+    posted = debits - credits if normal_balance == "debit" else credits - debits
     return json_response(
         BalanceAt(
             account_id=key,

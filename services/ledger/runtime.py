@@ -32,7 +32,7 @@ VERIFIER_LOCK = 0x7E21F1
 class LedgerRuntime:
     pool: asyncpg.Pool
     committer: GroupCommitter
-    internal_token: bytes
+    internal_token: str
     sweep_interval: float
     verifier_interval: float
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
@@ -49,7 +49,7 @@ class LedgerRuntime:
         runtime = cls(
             pool,
             committer,
-            settings.internal_token.encode(),
+            settings.internal_token,
             settings.expiry_sweep_interval_seconds,
             settings.verifier_interval_seconds,
         )

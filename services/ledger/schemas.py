@@ -23,7 +23,8 @@ MAX_TIMEOUT_SECONDS = 31_536_000
 """Longest reservation of a two-phase transfer (365 days)."""
 
 Amount = Annotated[int, Meta(ge=1, le=MAX_AMOUNT, description="Integer minor units, 1 to 2^63-1.")]
-Currency = Annotated[str, Meta(pattern=r"^[A-Z][A-Z0-9]{2,11}$", description="ISO 4217 or custom code.")]
+CURRENCY_PATTERN = r"^[A-Z][A-Z0-9]{2,11}$"
+Currency = Annotated[str, Meta(pattern=CURRENCY_PATTERN, description="ISO 4217 or custom code.")]
 # PostgreSQL cannot store U+0000 in text or jsonb: refuse it here (400) rather than fail the write.
 MetadataKey = Annotated[str, Meta(min_length=1, max_length=64, pattern="^[^\x00]*$")]
 MetadataValue = Annotated[str, Meta(max_length=512, pattern="^[^\x00]*$")]

@@ -83,6 +83,8 @@ class Components:
             await self.store.ping()
         except StoreUnavailable:
             return "dynamodb unavailable"
+        if not await self.service.cache.ping():
+            return "redis unavailable"
         return None
 
 

@@ -15,6 +15,7 @@ import uuid
 from datetime import UTC, datetime
 
 from shared.session_cache import token_hash
+from shared.timefmt import rfc3339 as rfc3339  # re-exported: the one formatter
 
 KEY_ID_PREFIX = "ak_"
 TOKEN_PREFIX = "st_"
@@ -64,10 +65,6 @@ def canonical_tenant_id(value: str) -> str | None:
         return str(uuid.UUID(value))
     except ValueError:
         return None
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def utc_now() -> datetime:

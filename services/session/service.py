@@ -56,8 +56,9 @@ _UNAUTHORIZED = "missing, unknown, expired or revoked token"
 
 
 class SessionService:
-    def __init__(self, store: SessionStore, cache: SessionCache, session_ttl_seconds: int,
-                 tombstone_ttl_seconds: int) -> None:
+    def __init__(
+        self, store: SessionStore, cache: SessionCache, session_ttl_seconds: int, tombstone_ttl_seconds: int
+    ) -> None:
         self.store = store
         self.cache = cache
         self.session_ttl_seconds = session_ttl_seconds
