@@ -53,14 +53,16 @@ def test_the_json_has_the_documented_shape(run: tuple[Any, dict[str, Any], Path]
         assert set(record["services"]) == {"gateway", "ledger", "session"}
         for service in record["services"].values():
             assert service["processes"] >= 1 and service["rss_peak_mb"] > 0
-        assert record["loadgen"]["cpu_percent"] >= 0
+        assert record["loadgen"]["cpu_percent"] > 0
         assert record["target"]["text"] == SCENARIOS[record["name"]].target_text
+        assert isinstance(record["target"]["met"], bool)
+        # pgbench is installed wherever PostgreSQL is (it is here): then every scenario has its reference.
+        assert (record["reference"] is not None) == bool(_find_binary("pgbench"))
         if record["reference"] is not None:
             assert record["reference"]["clients"] == record["clients"]
             assert record["ratio"] == pytest.approx(
                 record["transfers_per_s"] / record["reference"]["transfers_per_s"], rel=1e-2
             )
-            assert record["target"]["met"] in (True, False)
     figures = [t["figure"] for t in document["targets"]]
     assert any("RSS" in f for f in figures) and len(figures) == 3
 

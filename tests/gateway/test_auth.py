@@ -116,7 +116,9 @@ async def test_client_cannot_choose_its_tenant(api: Api, platform: Platform) -> 
     intruder = await quick_tenant(platform, api)
     account = await api.account(owner)
     reply = await api.call(
-        "GET", f"/v1/accounts/{account['id']}", token=intruder.token,
+        "GET",
+        f"/v1/accounts/{account['id']}",
+        token=intruder.token,
         headers={"X-Tenant-Id": owner.tenant_id, "X-Internal-Token": platform.env["INTERNAL_TOKEN"]},
     )
     assert (reply.status, reply.code) == (404, "account_not_found")
@@ -132,11 +134,16 @@ async def test_request_id_is_echoed_or_generated(api: Api, tenant_a: object) -> 
 
 
 async def test_a_session_expires_after_its_ttl(api: Api, platform: Platform) -> None:
-    """A one-second session (from a session service configured so) is refused once it expired."""
-    short_lived = platform.extra_session(SESSION_TTL_SECONDS="1")
+    """A three-second session (from a session service configured so) works, then is refused once expired."""
+    short_lived = platform.extra_session(SESSION_TTL_SECONDS="3")
     tenant = await quick_tenant(platform, api)
-    login = await api.call("POST", "/internal/sessions", json={"api_key": tenant.api_key}, base_url=short_lived.url,
-                           headers={"X-Internal-Token": platform.env["INTERNAL_TOKEN"]})
+    login = await api.call(
+        "POST",
+        "/internal/sessions",
+        json={"api_key": tenant.api_key},
+        base_url=short_lived.url,
+        headers={"X-Internal-Token": platform.env["INTERNAL_TOKEN"]},
+    )
     assert login.status == 201
     token = login.json["token"]
     statuses = []
@@ -146,6 +153,7 @@ async def test_a_session_expires_after_its_ttl(api: Api, platform: Platform) -> 
         if reply.status != 200:
             break
         await asyncio.sleep(0.1)
+    assert statuses[0] == 200, "the session must be valid before its TTL"
     assert statuses[-1] == 401
     assert set(statuses[:-1]) <= {200}
     short_lived.stop()
