@@ -25,16 +25,37 @@ async def test_each_request_is_traced_whole_or_not_at_all(half_sampled: Platform
         # Half of them as the ALB sends them (a Root, no Parent), half without any header.
         roots = [f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}" for _ in range(30)]
         replies = await asyncio.gather(
-            *(api.call("POST", "/v1/transfers", token=tenant.token, headers={"X-Amzn-Trace-Id": root},
-                       json={"id": str(__import__("uuid").uuid4()), "debit_account_id": bank["id"],
-                             "credit_account_id": wallet["id"], "amount": 1, "currency": "USD"})
-              for root in roots),
+            *(
+                api.call(
+                    "POST",
+                    "/v1/transfers",
+                    token=tenant.token,
+                    headers={"X-Amzn-Trace-Id": root},
+                    json={
+                        "id": str(__import__("uuid").uuid4()),
+                        "debit_account_id": bank["id"],
+                        "credit_account_id": wallet["id"],
+                        "amount": 1,
+                        "currency": "USD",
+                    },
+                )
+                for root in roots
+            ),
             *(api.transfer(tenant, bank["id"], wallet["id"], 1) for _ in range(30)),
         )
         assert all(r.status == 201 for r in replies), replies
-    await asyncio.sleep(1.0)
+
+    def both_sides_exported(spans: list[Span]) -> bool:
+        # Every sampled transfer has a gateway and a ledger server span; wait until the two
+        # processes' export batches have both arrived (no fixed sleep).
+        def count(service: str) -> int:
+            return sum(s.kind == "SERVER" and s.service == service and s.name == "POST /v1/transfers" for s in spans)
+
+        return count("gateway") >= 10 and count("gateway") == count("ledger")
+
+    exported = await asyncio.to_thread(receiver.wait_for, both_sides_exported)
     traces: dict[str, list[Span]] = defaultdict(list)
-    for span in receiver.spans():
+    for span in exported:
         traces[span.trace_id].append(span)
     transfers = {tid for tid, spans in traces.items() if any(s.name == "POST /v1/transfers" for s in spans)}
     traces = {tid: spans for tid, spans in traces.items() if tid in transfers}
