@@ -44,16 +44,16 @@ def encode_record(tenant_id: str, key_id: str, expires_at_epoch: int) -> str:
 
 # KEYS[1] = sess:<hash>; ARGV[1] = the keyrev: prefix (the key id is only known from the record).
 # Returns {0} on a miss, {2} when revoked or expired, {1, tenant_id, key_id, expires_at_epoch}.
-LOOKUP_SCRIPT = """
+LOOKUP_SCRIPT = f"""
 local v = redis.call('GET', KEYS[1])
-if not v then return {0} end
-if v == 'revoked' then return {2} end
+if not v then return {{0}} end
+if v == '{TOMBSTONE}' then return {{2}} end
 local tenant, key, exp = string.match(v, '^([^|]+)|([^|]+)|(%d+)$')
-if not tenant then return {0} end
+if not tenant then return {{0}} end
 local now = tonumber(redis.call('TIME')[1])
-if tonumber(exp) <= now then return {2} end
-if redis.call('EXISTS', ARGV[1] .. key) == 1 then return {2} end
-return {1, tenant, key, exp}
+if tonumber(exp) <= now then return {{2}} end
+if redis.call('EXISTS', ARGV[1] .. key) == 1 then return {{2}} end
+return {{1, tenant, key, exp}}
 """
 
 MISS = 0

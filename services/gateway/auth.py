@@ -12,12 +12,12 @@ import logging
 import re
 from dataclasses import dataclass
 
-from msgspec import Struct
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.errors import ErrorCode, ProblemError, unavailable
 from shared.http import ServiceClient, UpstreamUnavailable
+from shared.session_api import Introspection, TokenRequest
 from shared.session_cache import FOUND, LOOKUP_SCRIPT, REFUSED, key_revocation_key, session_key, token_hash
 
 log = logging.getLogger(__name__)
@@ -31,16 +31,6 @@ class Principal:
     """The authenticated caller: the tenant it acts for, and its token (for revocation)."""
 
     tenant_id: str
-    token: str
-
-
-class _Introspection(Struct):
-    tenant_id: str
-    key_id: str
-    expires_at_epoch: int
-
-
-class _TokenBody(Struct):
     token: str
 
 
@@ -70,7 +60,7 @@ class Authenticator:
             raise ProblemError(ErrorCode.UNAUTHORIZED, _UNAUTHORIZED)
         try:
             active = await self._sessions.call(
-                "POST", "/internal/sessions/introspect", _TokenBody(token), _Introspection
+                "POST", "/internal/sessions/introspect", TokenRequest(token), Introspection
             )
         except UpstreamUnavailable as exc:
             raise exc.to_problem() from exc
@@ -78,6 +68,6 @@ class Authenticator:
 
     async def revoke(self, principal: Principal) -> None:
         try:
-            await self._sessions.call("POST", "/internal/sessions/revoke", _TokenBody(principal.token), type(None))
+            await self._sessions.call("POST", "/internal/sessions/revoke", TokenRequest(principal.token), type(None))
         except UpstreamUnavailable as exc:
             raise exc.to_problem() from exc

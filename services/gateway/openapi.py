@@ -12,9 +12,9 @@ from typing import Any
 
 import msgspec
 
-from services.gateway.schemas import LoginRequest, SessionCreated
 from services.ledger import schemas as ledger
 from shared.errors import ErrorCode, Problem
+from shared.session_api import LoginRequest, SessionCreated
 
 REF = "#/components/schemas/{name}"
 

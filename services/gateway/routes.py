@@ -13,8 +13,8 @@ from litestar import Request, Response, get, post, route
 from litestar.handlers import HTTPRouteHandler
 
 from services.gateway.proxy import Pipeline
-from services.gateway.schemas import LoginRequest, SessionCreated
 from shared.http import ServiceClient, UpstreamUnavailable
+from shared.session_api import LoginRequest, SessionCreated
 from shared.web import decode_json, json_response, read_body
 
 PROXIED: list[tuple[str, list[Any]]] = [

@@ -14,9 +14,9 @@ from litestar import Request, Response, Router, post
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from services.session.schemas import Introspection, LoginRequest, LoginResponse, TokenRequest
 from services.session.service import SessionService
 from shared.http import INTERNAL_TOKEN_HEADER, require_internal_token
+from shared.session_api import Introspection, LoginRequest, SessionCreated, TokenRequest
 from shared.web import decode_json, json_response, read_body
 
 
@@ -35,7 +35,7 @@ async def login(request: Request[Any, Any, Any]) -> Response[bytes]:
     assert body is not None
     session = await _service(request).login(body.api_key)
     return json_response(
-        LoginResponse(token=session.token, expires_at=session.expires_at, tenant_id=session.tenant_id), 201
+        SessionCreated(token=session.token, expires_at=session.expires_at, tenant_id=session.tenant_id), 201
     )
 
 
