@@ -23,7 +23,6 @@ class ErrorCode(StrEnum):
     ACCOUNT_NOT_FOUND = "account_not_found"
     TRANSFER_NOT_FOUND = "transfer_not_found"
     NOT_FOUND = "not_found"
-    METHOD_NOT_ALLOWED = "method_not_allowed"
     ID_CONFLICT = "id_conflict"
     IDEMPOTENCY_KEY_IN_USE = "idempotency_key_in_use"
     BATCH_TOO_LARGE = "batch_too_large"
@@ -60,7 +59,6 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.ACCOUNT_NOT_FOUND: 404,
     ErrorCode.TRANSFER_NOT_FOUND: 404,
     ErrorCode.NOT_FOUND: 404,
-    ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.ID_CONFLICT: 409,
     ErrorCode.IDEMPOTENCY_KEY_IN_USE: 409,
     ErrorCode.BATCH_TOO_LARGE: 413,
@@ -88,7 +86,6 @@ _TITLES: dict[ErrorCode, str] = {
     ErrorCode.ACCOUNT_NOT_FOUND: "Account not found",
     ErrorCode.TRANSFER_NOT_FOUND: "Transfer not found",
     ErrorCode.NOT_FOUND: "Not found",
-    ErrorCode.METHOD_NOT_ALLOWED: "Method not allowed",
     ErrorCode.ID_CONFLICT: "Id already used with a different request",
     ErrorCode.IDEMPOTENCY_KEY_IN_USE: "Idempotency-Key in use",
     ErrorCode.BATCH_TOO_LARGE: "Batch too large",

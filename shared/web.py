@@ -119,7 +119,9 @@ def _from_problem_error(_: Request, exc: ProblemError) -> Response[bytes]:
 _HTTP_STATUS_CODES = {
     400: ErrorCode.INVALID_REQUEST,
     404: ErrorCode.NOT_FOUND,
-    405: ErrorCode.METHOD_NOT_ALLOWED,
+    # A known path with another method is a resource that does not exist, as Stripe answers it:
+    # the contract's table has no 405, and clients branch on its codes only.
+    405: ErrorCode.NOT_FOUND,
     413: ErrorCode.PAYLOAD_TOO_LARGE,
     415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
 }
@@ -133,8 +135,7 @@ def _from_http_exception(_: Request, exc: HTTPException) -> Response[bytes]:
             return problem_response(ProblemError(ErrorCode.INTERNAL_ERROR, "internal error"))
         code = ErrorCode.INVALID_REQUEST
     detail = {
-        ErrorCode.NOT_FOUND: "no such resource",
-        ErrorCode.METHOD_NOT_ALLOWED: "method not allowed on this resource",
+        ErrorCode.NOT_FOUND: "no such resource" if exc.status_code == 404 else "no such resource for this method",
         ErrorCode.PAYLOAD_TOO_LARGE: f"request body exceeds {MAX_BODY_BYTES} bytes",
     }.get(code, "the request could not be understood")
     return problem_response(ProblemError(code, detail))

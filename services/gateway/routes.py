@@ -2,7 +2,7 @@
 
 Exactly the public paths of public-api.md are routed; anything else is 404 ``not_found`` (so no
 internal endpoint of any service is reachable through the gateway), a known path with another
-method 405.
+method 404 ``not_found`` too (the contract has no 405).
 """
 
 from __future__ import annotations

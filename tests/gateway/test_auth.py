@@ -157,3 +157,12 @@ async def test_a_session_expires_after_its_ttl(api: Api, platform: Platform) -> 
     assert statuses[-1] == 401
     assert set(statuses[:-1]) <= {200}
     short_lived.stop()
+
+
+async def test_a_known_path_with_another_method_is_not_found(api: Api, platform: Platform) -> None:
+    """The contract has no 405: another method on a known path is a resource that does not exist."""
+    tenant = await quick_tenant(platform, api)
+    for method, path in (("DELETE", "/v1/accounts"), ("PUT", "/v1/transfers"), ("GET", "/v1/transfers/batch")):
+        reply = await api.call(method, path, token=tenant.token)
+        assert (reply.status, reply.code) == (404, "not_found"), (method, path, reply)
+        assert reply.headers["X-Request-Id"]
