@@ -2,8 +2,13 @@
 
 The tenant and its API key come from ``./scripts/admin create-tenant`` and the session token from
 ``POST /v1/sessions`` through the gateway: the real admin and session paths. The accounts (10,000
-for the uniform pattern, 10 sources and one sink for the hot one) are created through the ledger's
-internal API, concurrently; that is set-up, not measured.
+for the uniform pattern, 10 sources and one sink for the hot one, 10 for the contended one) are
+created through the ledger's internal API, concurrently; that is set-up, not measured.
+
+No transfer may be refused for funds: every account is created without a balance limit
+(``debits_must_not_exceed_credits`` and ``credits_must_not_exceed_debits`` off, the defaults), so a
+balance may go negative and the scenarios measure transfers, not refusals. Each pattern has its own
+accounts, so one scenario's contention never spills into another's rows.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from cli.bench.platform import BenchPlatform
 
 UNIFORM_ACCOUNTS = 10_000
 HOT_SOURCES = 10
+CONTENDED_ACCOUNTS = 10
 CURRENCY = "USD"
 
 
@@ -30,6 +36,7 @@ class Fixture:
     uniform: list[str] = field(default_factory=list)
     hot_sources: list[str] = field(default_factory=list)
     hot_sink: str = ""
+    contended: list[str] = field(default_factory=list)
 
     def gateway_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
@@ -67,7 +74,8 @@ async def _prepare(platform: BenchPlatform, accounts: int) -> Fixture:
         fixture.uniform = [str(uuid.uuid4()) for _ in range(accounts)]
         fixture.hot_sources = [str(uuid.uuid4()) for _ in range(HOT_SOURCES)]
         fixture.hot_sink = str(uuid.uuid4())
-        everything = [*fixture.hot_sources, fixture.hot_sink, *fixture.uniform]
+        fixture.contended = [str(uuid.uuid4()) for _ in range(CONTENDED_ACCOUNTS)]
+        everything = [*fixture.hot_sources, fixture.hot_sink, *fixture.contended, *fixture.uniform]
         await _create_accounts(http, platform.ledger.url, fixture.ledger_headers(), everything)
     return fixture
 

@@ -97,7 +97,8 @@ class Connection(asyncio.Protocol):
 
 
 class Bodies:
-    """Request bodies of one scenario: uniform random pairs, or hot (10 sources -> 1 sink)."""
+    """Request bodies of one scenario: random distinct pairs of ``accounts`` (uniform, contended), or hot
+    (one of ``accounts`` -> ``hot_sink``)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.random = random.Random(config.get("seed"))
@@ -147,9 +148,7 @@ class Tally:
         bucket[1] += errors
         bucket[2] = max(bucket[2], latency_us)
 
-    def record(
-        self, status: int, body: bytes, latency_us: int, batch: bool, counted: bool, second: float
-    ) -> None:
+    def record(self, status: int, body: bytes, latency_us: int, batch: bool, counted: bool, second: float) -> None:
         ok, errors = _outcomes(status, body, batch)
         self.second(int(second), ok, sum(errors.values()), latency_us)
         self.total_ok += ok
@@ -247,9 +246,7 @@ class LoadGenerator:
         while time.perf_counter() < deadline:
             await self._send(connections, index, time.perf_counter(), counted_from)
 
-    async def _open_worker(
-        self, connections: list[Connection], index: int, queue: asyncio.Queue[float | None]
-    ) -> None:
+    async def _open_worker(self, connections: list[Connection], index: int, queue: asyncio.Queue[float | None]) -> None:
         counted_from = self.start + self.warmup
         while True:
             scheduled = await queue.get()

@@ -32,7 +32,14 @@ DEFAULT_PLOT = Path("bench.png")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="./scripts/bench", description="The benchmark of performance.md.")
+    # The scenario list in --help comes from SCENARIOS, so it cannot drift from what runs.
+    epilog = "scenarios (default: all, in this order):\n" + "\n".join(
+        f"  {s.name:<11} {s.description}; {s.target_text}"
+        + (f", machine busy >= {s.busy_target:g}%" if s.busy_target is not None else "")
+        for s in SCENARIOS.values()
+    )
+    parser = argparse.ArgumentParser(prog="./scripts/bench", description="The benchmark of performance.md.",
+                                     epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--scenario", action="append", choices=list(SCENARIOS), metavar="NAME",
                         help=f"run only this scenario (repeatable): {', '.join(SCENARIOS)}; default all")  # fmt: skip
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per scenario (default 10)")
@@ -53,8 +60,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--label", default="", help="a label stored in the JSON and shown on the plot")
     parser.add_argument("--keep-database", action="store_true", help="keep the ledger's bench database")
     # Consumed by cli/bench/__main__.py before these arguments are parsed; listed for --help.
-    parser.add_argument("--tracing", metavar="off|RATIO",
-                        help="run the services with tracing at this sampling ratio, exporting to a stand-in collector")
+    parser.add_argument(
+        "--tracing",
+        metavar="off|RATIO",
+        help="run the services with tracing at this sampling ratio, exporting to a stand-in collector",
+    )
     return parser.parse_args(argv)
 
 
@@ -163,7 +173,7 @@ def run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
         document["settings"] = {"label": args.label, "overrides": overrides, "env": settings_env,
                                 "duration_s": args.duration, "server_autovacuum": platform.autovacuum(),
                                 "between_phases": "VACUUM ANALYZE + CHECKPOINT"}  # fmt: skip
-        progress.say("creating the tenant (./scripts/admin), a session (POST /v1/sessions) and 10,011 accounts")
+        progress.say("creating the tenant (./scripts/admin), a session (POST /v1/sessions) and 10,021 accounts")
         fixture = prepare(platform)
         if not args.no_pgbench:
             progress.say("creating the pgbench scratch database")

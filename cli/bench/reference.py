@@ -31,7 +31,7 @@ from cli.local_services import _find_binary
 
 PGBENCH_DIR = Path(__file__).parent / "pgbench"
 ACCOUNTS = 10_000
-TRANSFERS_PER_TRANSACTION = {"uniform": 1, "hot": 1, "batch": 1000}
+TRANSFERS_PER_TRANSACTION = {"uniform": 1, "hot": 1, "contended": 1, "batch": 1000}
 
 
 def _percentile(sorted_values: list[float], pct: float) -> float | None:

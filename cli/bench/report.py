@@ -18,14 +18,17 @@ The JSON document (``--json FILE``) has this shape (``schema: "bench/1"``)::
                                   "transfers_per_s", "failed", "latency_ms", "client_cpu_percent",
                                   "command"} | null,
                     "ratio": float | null, "target": {"text", "value", "met", "kept_up"?},
+                    "busy_target": {"text", "value", "met"} | null,
                     "cpu_us_per_transfer": {"ours": {service: us, "postgres", "postgres_aux", "redis", "total",
                                                      "loadgen"},
                                             "pgbench": {"postgres", "client"} | null},
                     "profile"?: {service: {"samples", "file", "by_area", "self", "inclusive"}}}],
      "targets": [{"figure", "target", "value", "met"}]}
 
-CPU figures are % of one core. ``met`` is true, false, or null when the figure could not be
-measured (e.g. ``--no-pgbench``).
+CPU figures are % of one core, except ``machine_cpu_busy_percent`` (% of all cores), which
+``busy_target`` judges for the scenarios that have one (``hot``, ``uniform``); each such scenario
+also adds a ``targets`` row. ``met`` is true, false, or null when the figure could not be measured
+(e.g. ``--no-pgbench``).
 """
 
 from __future__ import annotations
@@ -69,7 +72,9 @@ def cpu_per_transfer(record: dict[str, Any]) -> dict[str, Any]:
 def completed_rate(record: dict[str, Any]) -> float:
     """Transfers completed per second during the measured window's whole seconds (from the timeline)."""
     start = record["duration_s"] - record["window_s"]
-    seconds = [p for p in record.get("timeline", []) if p["second"] >= start and p["second"] + 1 <= record["duration_s"]]
+    seconds = [
+        p for p in record.get("timeline", []) if p["second"] >= start and p["second"] + 1 <= record["duration_s"]
+    ]
     return sum(p["transfers_ok"] for p in seconds) / len(seconds) if seconds else 0.0
 
 
@@ -93,6 +98,11 @@ def judge(record: dict[str, Any]) -> None:
         ratio = record["ratio"]
         met = None if ratio is None else ratio >= scenario.target
         record["target"] = {"text": scenario.target_text, "value": ratio, "met": met}
+    record["busy_target"] = None
+    if scenario.busy_target is not None:
+        busy = record.get("machine_cpu_busy_percent")
+        met = None if busy is None else busy >= scenario.busy_target
+        record["busy_target"] = {"text": f">= {scenario.busy_target:g}%", "value": busy, "met": met}
 
 
 def targets(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -104,6 +114,10 @@ def targets(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             figure = f"{record['name']} transfers/s / pgbench {scenario.reference}"
         rows.append({"figure": figure, "target": record["target"]["text"], **_value_met(record["target"])})
+        if record.get("busy_target"):
+            busy = record["busy_target"]
+            rows.append({"figure": f"machine busy during {record['name']} (% of all cores)", "target": busy["text"],
+                         **_value_met(busy)})  # fmt: skip
     peak = max(
         (s["rss_peak_mb"] for record in records for s in record.get("services", {}).values()),
         default=None,
@@ -152,7 +166,10 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
     lines = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     lines.append("-|-".join("-" * w for w in widths))
-    lines += [" | ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))) for row in rows]
+    lines += [
+        " | ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        for row in rows
+    ]
     return "\n".join(lines)
 
 
@@ -237,7 +254,10 @@ def render(document: dict[str, Any]) -> str:
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(h.replace("|", "/") for h in header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines = [
+        "| " + " | ".join(h.replace("|", "/") for h in header) + " |",
+        "|" + "|".join(" --- " for _ in header) + "|",
+    ]
     lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 

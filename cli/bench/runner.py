@@ -32,12 +32,14 @@ def loadgen_config(
     service = platform.services[scenario.via]
     headers = fixture.gateway_headers() if scenario.via == "gateway" else fixture.ledger_headers()
     hot = scenario.pattern == "hot"
+    # Without a sink the load generator picks random distinct pairs (random direction) of "accounts".
+    accounts = {"hot": fixture.hot_sources, "contended": fixture.contended}.get(scenario.pattern, fixture.uniform)
     return {
         "host": "127.0.0.1",
         "port": service.port,
         "path": scenario.path,
         "headers": headers,
-        "accounts": fixture.hot_sources if hot else fixture.uniform,
+        "accounts": accounts,
         "hot_sink": fixture.hot_sink if hot else None,
         "currency": CURRENCY,
         "batch_size": scenario.batch_size,

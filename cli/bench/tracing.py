@@ -76,7 +76,9 @@ class Sink:
     def start(self) -> Sink:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cli.bench.tracing", "sink", str(self.port)],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

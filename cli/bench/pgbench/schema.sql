@@ -1,7 +1,8 @@
 -- The pgbench reference: what PostgreSQL alone does for one transfer per transaction, written the
 -- plain way. Loaded into a private scratch database by cli/bench/reference.py; :naccounts is
 -- substituted there (10,000 uniform accounts with ids 1..10000, plus the hot sink 10001; the hot
--- sources are 1..10, so every transfer locks its source before the sink, in id order).
+-- sources are 1..10, so every transfer locks its source before the sink, in id order; the contended
+-- script moves between distinct pairs of 1..10).
 --
 -- The transfer table carries what a ledger needs per transfer (a UUID key, the history indexes by
 -- debit and credit account), so each reference transfer writes as many index entries as ours.
