@@ -113,7 +113,7 @@ async def list_accounts(request: Request[Any, Any, Any]) -> Response[bytes]:
     limit = _limit(request)
     after = decode_cursor("a", request.query_params.get("cursor"))
     currency = request.query_params.get("currency")
-    if currency is not None and not _CURRENCY.match(currency):
+    if currency is not None and not _CURRENCY.fullmatch(currency):
         raise ProblemError(ErrorCode.INVALID_REQUEST, "currency must match ^[A-Z][A-Z0-9]{2,11}$", field="currency")
     async with connection(_runtime(request).pool) as conn:
         rows = await reads.list_accounts(conn, tenant, currency, after, limit + 1)

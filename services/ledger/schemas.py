@@ -22,12 +22,25 @@ MAX_BATCH_ITEMS = 8_000
 MAX_TIMEOUT_SECONDS = 31_536_000
 """Longest reservation of a two-phase transfer (365 days)."""
 
+
+def whole_value(pattern: str) -> str:
+    """``pattern`` (``^...$``) made to match only whole values under Python's ``re.search``, which
+    msgspec applies: there ``$`` also matches just before a final newline, so ``"USD\\n"`` passed the
+    schema and failed the database's CHECK (a 5xx). The look-ahead refuses that newline. In ECMA-262,
+    the regex dialect of the OpenAPI document, ``$`` matches only at the very end, so the look-ahead
+    changes nothing there: the document's pattern still means exactly the contract's."""
+    if not (pattern.startswith("^") and pattern.endswith("$")):
+        raise ValueError(f"pattern must be anchored with ^ and $: {pattern!r}")
+    return pattern[:-1] + "(?!\\n)$"
+
+
 Amount = Annotated[int, Meta(ge=1, le=MAX_AMOUNT, description="Integer minor units, 1 to 2^63-1.")]
 CURRENCY_PATTERN = r"^[A-Z][A-Z0-9]{2,11}$"
-Currency = Annotated[str, Meta(pattern=CURRENCY_PATTERN, description="ISO 4217 or custom code.")]
+"""The contract's currency pattern (ECMA-262 semantics); match it with ``fullmatch`` in Python."""
+Currency = Annotated[str, Meta(pattern=whole_value(CURRENCY_PATTERN), description="ISO 4217 or custom code.")]
 # PostgreSQL cannot store U+0000 in text or jsonb: refuse it here (400) rather than fail the write.
-MetadataKey = Annotated[str, Meta(min_length=1, max_length=64, pattern="^[^\x00]*$")]
-MetadataValue = Annotated[str, Meta(max_length=512, pattern="^[^\x00]*$")]
+MetadataKey = Annotated[str, Meta(min_length=1, max_length=64, pattern=whole_value("^[^\x00]*$"))]
+MetadataValue = Annotated[str, Meta(max_length=512, pattern=whole_value("^[^\x00]*$"))]
 Metadata = Annotated[dict[MetadataKey, MetadataValue], Meta(max_length=16)]
 TimeoutSeconds = Annotated[int, Meta(ge=0, le=MAX_TIMEOUT_SECONDS)]
 NormalBalance = Literal["credit", "debit"]

@@ -42,13 +42,13 @@ def new_session_token() -> str:
 def key_id_of(api_key: str) -> str | None:
     """The key id part of a presented API key, or None when it cannot be one of ours."""
     key_id, dot, secret = api_key.partition(".")
-    if not dot or not secret or not _KEY_ID.match(key_id):
+    if not dot or not secret or not _KEY_ID.fullmatch(key_id):
         return None
     return key_id
 
 
 def valid_key_id(key_id: str) -> bool:
-    return bool(_KEY_ID.match(key_id))
+    return bool(_KEY_ID.fullmatch(key_id))
 
 
 def hash_secret(secret: str) -> str:
