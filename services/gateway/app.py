@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from services.gateway.admission import Admission
 from services.gateway.auth import Authenticator
+from services.gateway.dot_segments import RefuseDotSegments
 from services.gateway.openapi import build_document
 from services.gateway.proxy import Pipeline
 from services.gateway.ratelimit import RateLimit
@@ -93,4 +94,4 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     app.state.pipeline = components.pipeline
     app.state.sessions = components.sessions
     app.state.openapi = msgspec.json.encode(build_document())
-    return RequestContextMiddleware(instrument_app(app, "gateway", settings, ("redis",)))
+    return RequestContextMiddleware(RefuseDotSegments(instrument_app(app, "gateway", settings, ("redis",))))
