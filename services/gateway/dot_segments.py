@@ -13,7 +13,7 @@ unescapes the path once, exactly as the HTTP client does before normalising.
 
 from __future__ import annotations
 
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
 from shared.errors import PROBLEM_MEDIA_TYPE, ErrorCode, ProblemError, encode_problem
 from shared.logging import request_id_var
@@ -41,14 +41,14 @@ class RefuseDotSegments:
         error = ProblemError(ErrorCode.INVALID_REQUEST, "the path must not have '.' or '..' segments")
         error_code_var.set(error.code.value)
         body = encode_problem(error, request_id_var.get())
-        await send(
-            {
-                "type": "http.response.start",
-                "status": error.status,
-                "headers": [
-                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+        end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+        await send(start)
+        await send(end)
