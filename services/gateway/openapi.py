@@ -1,308 +1,203 @@
 """The OpenAPI 3.1 document served at ``/schema/openapi.json``, built once at startup.
 
-Bodies come from the msgspec Structs that validate them: the ledger's (``services.ledger.schemas``,
-the single source of truth for accounts and transfers, including the batch limit) and the
-gateway's own. Each operation lists every status and error ``code`` it can answer with
-(public-api.md section 6), so generated clients and contract tests see the whole contract.
+The document is a first-class artifact: teams generate their clients from it, so
+
+- every operation (listed as data in :mod:`.openapi_operations`) has a stable ``operationId``
+  (client code is written against these names: never rename one) and one tag (``Sessions``,
+  ``Accounts``, ``Transfers``), which name and group the generated functions;
+- every error is the one ``Problem`` schema, answered through shared ``components.responses``
+  (one per status) referenced with ``$ref``. Each operation lists only the statuses it can answer;
+  its reference's ``description`` and the operation's ``x-problem-codes`` name the ``code`` values
+  it can carry there (public-api.md section 6), while the code enum itself is documented once
+  (``ErrorCode``, see :mod:`services.gateway.openapi_schemas`);
+- parameters, headers and examples (from the README walkthrough, :mod:`.openapi_examples`) are
+  shared components too, and every limit is stated (``maxItems``, ``limit``, key lengths).
+
+Invariant: exactly the routed public operations are documented (tests/gateway/test_openapi.py
+compares them with ``routes.PROXIED``), and a stock generator (openapi-python-client) turns the
+document into a typed client without a warning.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import msgspec
+from services.gateway import openapi_examples as examples
+from services.gateway.openapi_operations import ERROR_RESPONSES, OPERATIONS, TAGS, Operation
+from services.gateway.openapi_schemas import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, PUBLIC_CODES, component_schemas, ref
+from shared.web import MAX_BODY_BYTES
 
-from services.ledger import schemas as ledger
-from shared.errors import ErrorCode, Problem
-from shared.session_api import LoginRequest, SessionCreated
 
-REF = "#/components/schemas/{name}"
+def _parameters() -> dict[str, Any]:
+    def path(name: str, what: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "description": f"The {what}'s id.",
+            "schema": {"type": "string", "format": "uuid"},
+        }
 
-_AUTH_ERRORS = {401: ["unauthorized"], 429: ["rate_limited"], 503: ["unavailable"]}
-_POST_ERRORS = {
-    400: ["invalid_request"],
-    409: ["idempotency_key_in_use"],
-    413: ["payload_too_large"],
-    415: ["unsupported_media_type"],
-    422: ["idempotency_key_reused"],
+    parameters = {
+        "account_id": path("account_id", "account"),
+        "transfer_id": path("transfer_id", "transfer"),
+        "currency": {
+            "name": "currency",
+            "in": "query",
+            "description": "Only accounts in this currency.",
+            "schema": ref("Currency"),
+        },
+        "limit": {
+            "name": "limit",
+            "in": "query",
+            "description": "Page size.",
+            "schema": {"type": "integer", "minimum": 1, "maximum": PAGE_LIMIT_MAX, "default": PAGE_LIMIT_DEFAULT},
+        },
+        "cursor": {
+            "name": "cursor",
+            "in": "query",
+            "description": "`next_cursor` of the previous page.",
+            "schema": {"type": "string"},
+        },
+        "at": {
+            "name": "at",
+            "in": "query",
+            "required": True,
+            "description": "The instant (inclusive), RFC 3339 with a time zone; a posting counts from when it "
+            "took effect (a two-phase transfer's `updated_at`).",
+            "schema": {"type": "string", "format": "date-time"},
+        },
+        "Idempotency-Key": {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": "1-255 printable ASCII characters. The first response is kept 24 h per tenant and "
+            "replayed, with `Idempotent-Replayed: true`, to a repeat of the same request; the same key with "
+            "another request answers 422 `idempotency_key_reused`.",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
+        },
+    }
+    for name, value in examples.PARAMETERS.items():
+        parameters[name]["example"] = value
+    return parameters
+
+
+def _header(description: str, schema: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": schema}
+
+
+# Each header is referenced only where the contract promises it, so ``required`` is stated here.
+_HEADERS = {
+    "X-Request-Id": _header(
+        "Echoed from the request, else generated; quote it when reporting a problem.", {"type": "string"}
+    ),
+    "RateLimit-Limit": _header("The tenant's burst size.", {"type": "integer", "minimum": 0}),
+    "RateLimit-Remaining": _header("Requests left in the burst.", {"type": "integer", "minimum": 0}),
+    "RateLimit-Reset": _header("Seconds until the burst is full again.", {"type": "integer", "minimum": 0}),
+    "Retry-After": _header("Seconds to wait before retrying.", {"type": "integer", "minimum": 0}),
+    "Idempotent-Replayed": _header(
+        "`true` on a response replayed for a repeated Idempotency-Key.",
+        {"type": "string", "enum": ["true"]},
+        required=False,
+    ),
 }
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": REF.format(name=name)}
-
-
-def _page(item: str) -> dict[str, Any]:
+def _error_response(status: int) -> dict[str, Any]:
+    codes = [code.value for code in PUBLIC_CODES if code.status == status]
+    _, description = ERROR_RESPONSES[status]
+    headers = {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}}
+    if status in (429, 503):
+        headers["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
     return {
-        "type": "object",
-        "required": ["data", "next_cursor"],
-        "properties": {
-            "data": {"type": "array", "items": _ref(item)},
-            "next_cursor": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "description": f"{description} `code`: " + ", ".join(f"`{code}`" for code in codes) + ".",
+        "headers": headers,
+        "content": {
+            "application/problem+json": {"schema": ref("Problem"), "examples": {"problem": examples.PROBLEMS[status]}}
         },
     }
 
 
-def _merge(*groups: dict[int, list[str]]) -> dict[int, list[str]]:
-    merged: dict[int, list[str]] = {}
-    for group in groups:
-        for status, codes in group.items():
-            merged.setdefault(status, [])
-            merged[status].extend(code for code in codes if code not in merged[status])
-    return merged
+def _media(schema: str, named: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": ref(schema)}
+    if schema in named:
+        media["examples"] = named[schema]
+    return media
 
 
-def _operation(
-    summary: str,
-    ok: dict[int, tuple[str, dict[str, Any] | None]],
-    errors: dict[int, list[str]],
-    *,
-    body: str | None = None,
-    body_required: bool = True,
-    params: list[dict[str, Any]] | None = None,
-    authenticated: bool = True,
-    idempotent_key: bool = False,
-) -> dict[str, Any]:
+def _operation(op: Operation) -> dict[str, Any]:
     responses: dict[str, Any] = {}
-    for status, (description, schema) in ok.items():
-        entry: dict[str, Any] = {"description": description}
+    for status, (description, schema) in sorted(op.ok.items()):
+        names = ["X-Request-Id"]
+        if op.authenticated:
+            names += ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"]
+        headers = {name: {"$ref": f"#/components/headers/{name}"} for name in names}
+        if op.idempotent:
+            headers["Idempotent-Replayed"] = {"$ref": "#/components/headers/Idempotent-Replayed"}
+        entry: dict[str, Any] = {"description": description, "headers": headers}
         if schema is not None:
-            entry["content"] = {"application/json": {"schema": schema}}
+            entry["content"] = {"application/json": _media(schema, examples.RESPONSES)}
         responses[str(status)] = entry
-    for status, codes in sorted(errors.items()):
+    for status, codes in sorted(op.errors.items()):
+        name, _ = ERROR_RESPONSES[status]
         responses[str(status)] = {
-            "description": "Error; `code` is one of: " + ", ".join(f"`{c}`" for c in codes),
-            "content": {
-                "application/problem+json": {
-                    "schema": {"allOf": [_ref("Problem"), {"properties": {"code": {"enum": codes}}}]}
-                }
-            },
+            "$ref": f"#/components/responses/{name}",
+            "description": "`code`: " + ", ".join(f"`{code.value}`" for code in codes) + ".",
         }
-    operation: dict[str, Any] = {"summary": summary, "responses": responses}
-    parameters = list(params or [])
-    if idempotent_key:
-        parameters.append(
-            {
-                "name": "Idempotency-Key",
-                "in": "header",
-                "required": False,
-                "description": "1-255 printable ASCII characters. The first response is kept 24 h per tenant "
-                "and replayed with `Idempotent-Replayed: true`.",
-                "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
-            }
-        )
-    if parameters:
-        operation["parameters"] = parameters
-    if body is not None:
-        operation["requestBody"] = {"required": body_required, "content": {"application/json": {"schema": _ref(body)}}}
-    if not authenticated:
+    operation: dict[str, Any] = {"operationId": op.operation_id, "tags": [op.tag], "summary": op.summary}
+    if op.description:
+        operation["description"] = op.description
+    params = [*op.params, *(["Idempotency-Key"] if op.idempotent else [])]
+    if params:
+        operation["parameters"] = [{"$ref": f"#/components/parameters/{name}"} for name in params]
+    if op.body is not None:
+        operation["requestBody"] = {
+            "required": op.body_required,
+            "content": {"application/json": _media(op.body, examples.REQUESTS)},
+        }
+    operation["responses"] = responses
+    operation["x-problem-codes"] = {
+        str(status): [code.value for code in codes] for status, codes in sorted(op.errors.items())
+    }
+    if not op.authenticated:
         operation["security"] = []
     return operation
 
 
-def _path_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+_DESCRIPTION = f"""Double-entry accounts and transfers for fintech teams.
 
-
-_LIST_PARAMS = [
-    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
-    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-]
+- JSON bodies (`Content-Type: application/json`, at most {MAX_BODY_BYTES} bytes); unknown fields are refused.
+- Amounts are integers in minor units (10000 = $100.00), 1 to 2^63-1; no float ever holds money.
+- Ids are UUIDs, per tenant; another tenant's ids answer exactly as ids that do not exist (404).
+- Timestamps are RFC 3339 UTC with microseconds and `Z`.
+- Lists take `limit` (1-{PAGE_LIMIT_MAX}, default {PAGE_LIMIT_DEFAULT}) and an opaque `cursor`.
+- Every error is `application/problem+json` (`Problem`) with a stable `code` (`ErrorCode`); clients branch
+  on `code`, never on `detail`. Any path or method not listed here answers 404 `not_found`.
+- Log in with `createSession` and send `Authorization: Bearer <token>` on every other call. Any
+  authenticated POST may carry `Idempotency-Key`.
+- Every response carries `X-Request-Id`; every authenticated one `RateLimit-Limit`,
+  `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503 carry `Retry-After`.
+"""
 
 
 def build_document() -> dict[str, Any]:
-    structs = [
-        LoginRequest,
-        SessionCreated,
-        Problem,
-        ledger.AccountCreate,
-        ledger.Account,
-        ledger.TransferCreate,
-        ledger.Transfer,
-        ledger.BatchCreate,
-        ledger.BatchData,
-        ledger.BatchResults,
-        ledger.PendingPost,
-        ledger.BalanceAt,
-    ]
-    _, components = msgspec.json.schema_components(structs, ref_template=REF)
-    components["BatchCreate"]["properties"]["transfers"].update(minItems=1, maxItems=ledger.MAX_BATCH_ITEMS)
-    components["Problem"]["properties"]["code"]["enum"] = [
-        code.value for code in ErrorCode if code.status < 500 or code is ErrorCode.UNAVAILABLE
-    ]
-    components["AccountPage"] = _page("Account")
-    components["TransferPage"] = _page("Transfer")
-
-    auth = _AUTH_ERRORS
-    write = _merge(auth, _POST_ERRORS)
-    account = ("The account", _ref("Account"))
-    transfer = ("The transfer", _ref("Transfer"))
-    paths: dict[str, Any] = {
-        "/v1/sessions": {
-            "post": _operation(
-                "Log in with an API key",
-                {201: ("A session", _ref("SessionCreated"))},
-                {
-                    400: ["invalid_request"],
-                    401: ["invalid_api_key"],
-                    413: ["payload_too_large"],
-                    415: ["unsupported_media_type"],
-                    503: ["unavailable"],
-                },
-                body="LoginRequest",
-                authenticated=False,
-            )
-        },
-        "/v1/sessions/current": {
-            "delete": _operation(
-                "Revoke the caller's token (every gateway refuses it within one second)", {204: ("Revoked", None)}, auth
-            )
-        },
-        "/v1/accounts": {
-            "post": _operation(
-                "Open an account",
-                {201: account, 200: ("Same id, same body: the existing account", _ref("Account"))},
-                _merge(write, {409: ["id_conflict"]}),
-                body="AccountCreate",
-                idempotent_key=True,
-            ),
-            "get": _operation(
-                "List the tenant's accounts, oldest first",
-                {200: ("A page", _ref("AccountPage"))},
-                _merge(auth, {400: ["invalid_request"]}),
-                params=[{"name": "currency", "in": "query", "schema": {"type": "string"}}, *_LIST_PARAMS],
-            ),
-        },
-        "/v1/accounts/{account_id}": {
-            "get": _operation(
-                "Get an account",
-                {200: account},
-                _merge(auth, {400: ["invalid_request"], 404: ["account_not_found"]}),
-                params=[_path_param("account_id")],
-            )
-        },
-        "/v1/accounts/{account_id}/transfers": {
-            "get": _operation(
-                "Transfers touching an account, in applied order",
-                {200: ("A page", _ref("TransferPage"))},
-                _merge(auth, {400: ["invalid_request"], 404: ["account_not_found"]}),
-                params=[_path_param("account_id"), *_LIST_PARAMS],
-            )
-        },
-        "/v1/accounts/{account_id}/balances": {
-            "get": _operation(
-                "Posted balance at an instant",
-                {200: ("Balance", _ref("BalanceAt"))},
-                _merge(auth, {400: ["invalid_request"], 404: ["account_not_found"]}),
-                params=[
-                    _path_param("account_id"),
-                    {
-                        "name": "at",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "string", "format": "date-time"},
-                    },
-                ],
-            )
-        },
-        "/v1/transfers": {
-            "post": _operation(
-                "Create a transfer",
-                {201: transfer, 200: ("Same id, same request: the transfer as it is now", _ref("Transfer"))},
-                _merge(
-                    write,
-                    {
-                        404: ["account_not_found"],
-                        409: ["id_conflict"],
-                        422: ["same_account", "currency_mismatch", "exceeds_credits", "exceeds_debits", "overflow"],
-                    },
-                ),
-                body="TransferCreate",
-                idempotent_key=True,
-            )
-        },
-        "/v1/transfers/batch": {
-            "post": _operation(
-                f"Create up to {ledger.MAX_BATCH_ITEMS} transfers, atomically or one by one",
-                {
-                    201: ("atomic: every transfer, in request order", _ref("BatchData")),
-                    200: ("non-atomic: one result per item", _ref("BatchResults")),
-                },
-                _merge(write, {413: ["batch_too_large"], 422: ["batch_failed"]}),
-                body="BatchCreate",
-                idempotent_key=True,
-            )
-        },
-        "/v1/transfers/{transfer_id}": {
-            "get": _operation(
-                "Get a transfer",
-                {200: transfer},
-                _merge(auth, {400: ["invalid_request"], 404: ["transfer_not_found"]}),
-                params=[_path_param("transfer_id")],
-            )
-        },
-        "/v1/transfers/{transfer_id}/post": {
-            "post": _operation(
-                "Post a pending transfer (all of it, or `amount`)",
-                {200: transfer},
-                _merge(
-                    write,
-                    {
-                        404: ["transfer_not_found"],
-                        422: [
-                            "transfer_not_pending",
-                            "pending_expired",
-                            "amount_exceeds_pending",
-                            "exceeds_credits",
-                            "exceeds_debits",
-                            "overflow",
-                        ],
-                    },
-                ),
-                body="PendingPost",
-                body_required=False,
-                params=[_path_param("transfer_id")],
-                idempotent_key=True,
-            )
-        },
-        "/v1/transfers/{transfer_id}/void": {
-            "post": _operation(
-                "Void a pending transfer",
-                {200: transfer},
-                _merge(write, {404: ["transfer_not_found"], 422: ["transfer_not_pending", "pending_expired"]}),
-                params=[_path_param("transfer_id")],
-                idempotent_key=True,
-            )
-        },
-    }
+    paths: dict[str, Any] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op)
     return {
         "openapi": "3.1.0",
-        "info": {
-            "title": "Ledger platform public API",
-            "version": "1.0.0",
-            "description": "Double-entry accounts and transfers. Amounts are integer minor units. "
-            "Every error is application/problem+json with a stable `code`. Every "
-            "authenticated response carries RateLimit-Limit, RateLimit-Remaining and "
-            "RateLimit-Reset; 429 and 503 carry Retry-After.",
-        },
+        "info": {"title": "Ledger platform public API", "version": "1.0.0", "description": _DESCRIPTION},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
+        "tags": TAGS,
         "paths": paths,
         "components": {
-            "schemas": components,
-            "responses": {
-                "NotFound": {
-                    "description": "Any path not listed in this document answers 404 with `code` `not_found` "
-                    "(internal endpoints of the services are never reachable here).",
-                    "content": {
-                        "application/problem+json": {
-                            "schema": {"allOf": [_ref("Problem"), {"properties": {"code": {"enum": ["not_found"]}}}]}
-                        }
-                    },
-                }
-            },
+            "schemas": component_schemas(),
+            "responses": {name: _error_response(status) for status, (name, _) in ERROR_RESPONSES.items()},
+            "parameters": _parameters(),
+            "headers": _HEADERS,
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "description": "A token from POST /v1/sessions."}
+                "bearer": {"type": "http", "scheme": "bearer", "description": "A token from `createSession`."}
             },
         },
     }

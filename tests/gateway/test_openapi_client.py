@@ -1,0 +1,165 @@
+"""A stock generator makes a clean, typed client from the served OpenAPI document, and it works.
+
+openapi-python-client (a locked dev dependency, so this runs offline) generates a client from
+``/schema/openapi.json`` of a running platform into a temporary folder, exactly as the README's
+"Use it from code" section tells users to, with ``--fail-on-warning``: no warning, at most
+``MAX_MODELS`` models (one ``Problem``, one ``ErrorCode``, no per-operation error copies), functions
+named by the ``operationId``s and grouped by tag. The README walkthrough is then driven through the
+generated client: login, three accounts, two transfers, a refused one decoded as ``Problem`` with
+its ``code``, balances and history, logout, and the token refused after it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.support.platform import Platform
+
+MAX_MODELS = 60
+PACKAGE = "ledger_client"
+
+
+@pytest.fixture(scope="module")
+def generated(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModuleType, str]]:
+    """The generated package, imported, and what the generator printed."""
+    folder = tmp_path_factory.mktemp("generated")
+    bin_dir = Path(sys.executable).parent
+    # The generator formats its output with ruff (its post hooks), found on PATH like a user's shell would.
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(
+        [
+            str(bin_dir / "openapi-python-client"),
+            "generate",
+            "--url",
+            f"{platform.url}/schema/openapi.json",
+            "--meta",
+            "none",
+            "--output-path",
+            str(folder / PACKAGE),
+            "--fail-on-warning",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    sys.path.insert(0, str(folder))
+    try:
+        yield importlib.import_module(PACKAGE), output
+    finally:
+        sys.path.remove(str(folder))
+        for name in [name for name in sys.modules if name == PACKAGE or name.startswith(PACKAGE + ".")]:
+            del sys.modules[name]
+
+
+def test_generator_is_clean_and_small(generated: tuple[ModuleType, str]) -> None:
+    package, output = generated
+    assert "warning" not in output.lower(), output
+    root = Path(str(package.__file__)).parent
+    models = sorted(path.stem for path in (root / "models").glob("*.py") if path.stem != "__init__")
+    assert len(models) <= MAX_MODELS, models
+    assert "problem" in models and "error_code" in models
+    assert not [model for model in models if "response_" in model], models  # no per-operation error copies
+    functions = {f"{path.parent.name}.{path.stem}" for path in (root / "api").glob("*/*.py") if path.stem != "__init__"}
+    assert functions >= {  # new operations may join; these names never change
+        "sessions.create_session",
+        "sessions.delete_current_session",
+        "accounts.create_account",
+        "accounts.list_accounts",
+        "accounts.get_account",
+        "accounts.list_account_transfers",
+        "accounts.get_account_balances",
+        "transfers.create_transfer",
+        "transfers.create_transfer_batch",
+        "transfers.get_transfer",
+        "transfers.post_pending_transfer",
+        "transfers.void_pending_transfer",
+    }
+
+
+def test_readme_walkthrough_through_the_generated_client(generated: tuple[ModuleType, str], platform: Platform) -> None:
+    package, _ = generated
+
+    def module(name: str) -> Any:
+        return importlib.import_module(f"{PACKAGE}.{name}")
+
+    create_session, delete_current_session = (
+        module("api.sessions.create_session"),
+        module("api.sessions.delete_current_session"),
+    )
+    create_account, get_account = module("api.accounts.create_account"), module("api.accounts.get_account")
+    get_account_balances = module("api.accounts.get_account_balances")
+    list_account_transfers = module("api.accounts.list_account_transfers")
+    create_transfer = module("api.transfers.create_transfer")
+    models = module("models")
+
+    # 1. A tenant and its API key; 2. log in.
+    api_key = platform.create_tenant("Acme Ltd")["api_key"]
+    with package.Client(base_url=platform.url) as anonymous:
+        login = create_session.sync_detailed(client=anonymous, body=models.LoginRequest(api_key=api_key))
+    assert login.status_code == 201, login.content
+    assert isinstance(login.parsed, models.SessionCreated)
+
+    with package.AuthenticatedClient(base_url=platform.url, token=login.parsed.token) as client:
+        # 3. Open accounts: a debit-normal funding account and two wallets, Alice's not allowed to go negative.
+        bank = create_account.sync(
+            client=client, body=models.AccountCreate(currency="USD", normal_balance=models.NormalBalance.DEBIT)
+        )
+        alice = create_account.sync(
+            client=client,
+            body=models.AccountCreate(currency="USD", flags=models.AccountFlags(debits_must_not_exceed_credits=True)),
+        )
+        bob = create_account.sync(client=client, body=models.AccountCreate(currency="USD"))
+        for account in (bank, alice, bob):
+            assert isinstance(account, models.Account), account
+
+        # 4. Move money; the first with an Idempotency-Key.
+        def transfer(debit: Any, credit: Any, amount: int, key: str | None = None) -> Any:
+            body = models.TransferCreate(
+                id=uuid.uuid4(), debit_account_id=debit.id, credit_account_id=credit.id, amount=amount, currency="USD"
+            )
+            kwargs = {} if key is None else {"idempotency_key": key}
+            return create_transfer.sync_detailed(client=client, body=body, **kwargs)
+
+        funded = transfer(bank, alice, 10000, key=f"fund-alice-{uuid.uuid4()}")
+        assert funded.status_code == 201 and isinstance(funded.parsed, models.Transfer), funded.content
+        assert funded.parsed.status is models.TransferStatus.POSTED
+        paid = transfer(alice, bob, 2500)
+        assert paid.status_code == 201, paid.content
+
+        # Alice cannot spend more than she has: a Problem with its code, typed.
+        refused = transfer(alice, bob, 999999)
+        assert refused.status_code == 422
+        assert isinstance(refused.parsed, models.Problem), refused.content
+        assert refused.parsed.code is models.ErrorCode.EXCEEDS_CREDITS
+        assert refused.parsed.status == 422 and refused.parsed.request_id
+
+        # 5. Balances and history.
+        alice_now = get_account.sync(alice.id, client=client)
+        assert (alice_now.balances.posted, alice_now.balances.available) == (7500, 7500)
+        assert get_account.sync(bob.id, client=client).balances.posted == 2500
+        then = paid.parsed.created_at  # a datetime: the client decodes the document's date-time
+        assert get_account_balances.sync(alice.id, client=client, at=then).balances.posted == 7500
+        before = get_account_balances.sync(alice.id, client=client, at=funded.parsed.created_at)
+        assert (before.credits_posted, before.debits_posted) == (10000, 0)
+        history = list_account_transfers.sync(alice.id, client=client)
+        assert [t.id for t in history.data] == [funded.parsed.id, paid.parsed.id]
+        assert history.next_cursor is None
+
+        # 6. Log out: the token is refused from now on.
+        logout = delete_current_session.sync_detailed(client=client)
+        assert logout.status_code == 204
+        after = get_account.sync_detailed(alice.id, client=client)
+        assert after.status_code == 401 and after.parsed.code is models.ErrorCode.UNAUTHORIZED
