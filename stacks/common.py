@@ -17,6 +17,11 @@ from stacks.config import EnvironmentConfig, PlatformConfig, ServiceSizing
 
 ENV_PARAM = "EnvironmentName"
 SIZING_MAP = "EnvironmentSizing"
+RETAIN_EXCEPT_ON_CREATE = "RetainExceptOnCreate"
+"""DeletionPolicy of the retained resources that have a fixed name (log groups, tables, named
+secrets) and of the KMS keys: retained like ``Retain`` once their stack has been created, but deleted
+when the stack's first create rolls back, so a rerun does not stop on "already exists" (ADR 0104).
+Only ``DeletionPolicy`` accepts it; their ``UpdateReplacePolicy`` stays ``Retain``."""
 
 KMS_ALL = iam.Action("kms", "*")
 KMS_USE = [
@@ -125,7 +130,7 @@ def kms_key(
         PendingWindowInDays=30,
         KeyPolicy=policy,
         Tags=tags(platform),
-        DeletionPolicy="Retain",
+        DeletionPolicy=RETAIN_EXCEPT_ON_CREATE,
         UpdateReplacePolicy="Retain",
     )
     template.add_resource(key)
@@ -170,7 +175,7 @@ def log_group(
         KmsKeyId=kms_key_arn,
         RetentionInDays=sizing("LogRetentionDays"),
         Tags=tags(platform),
-        DeletionPolicy="Retain",
+        DeletionPolicy=RETAIN_EXCEPT_ON_CREATE,
         UpdateReplacePolicy="Retain",
     )
     return template.add_resource(group)
@@ -199,6 +204,10 @@ def secure_bucket(
     log_prefix: str = "",
 ) -> s3.Bucket:
     """A private, versioned, encrypted, retained bucket with lifecycle expiry.
+
+    Plain ``Retain`` (not ``RetainExceptOnCreate``): the bucket's name is generated, so a bucket left
+    by a failed first create cannot block a rerun, while deleting one that already holds objects
+    would fail the rollback itself.
 
     ``kms_key_arn`` None means SSE-S3 (for log destinations that do not support SSE-KMS)."""
     if kms_key_arn is None:
@@ -256,4 +265,3 @@ def role_trust(service: str) -> PolicyDocument:
             )
         ],
     )
-

@@ -1,5 +1,5 @@
 """Compute tier, edge half: the access-log bucket, the public ALB, its listeners, the gateway target
-group and the WAFv2 web ACL."""
+group; the WAFv2 web ACL in front of it is built by ``stacks.compute_waf``."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from awacs import aws as iam
 from awacs.aws import Allow, Principal, Statement
-from troposphere import FindInMap, GetAtt, Ref, Sub, Template, wafv2
+from troposphere import FindInMap, Ref, Sub, Template
 from troposphere import elasticloadbalancingv2 as elb
-from troposphere import logs as logs_res
 
-from stacks.common import ENV_PARAM, bucket_policy, checkov_skip, secure_bucket, sizing, tags
+from stacks.common import bucket_policy, checkov_skip, secure_bucket, sizing, tags
+from stacks.compute_waf import build_waf
 from stacks.config import PlatformConfig
 from stacks.naming import NetworkExports, SecurityExports, import_value
 
@@ -52,81 +52,6 @@ class Edge:
     load_balancer: elb.LoadBalancer
     target_group: elb.TargetGroup
     listener_rule: elb.ListenerRule
-
-
-def _waf(t: Template, platform: PlatformConfig, alb: elb.LoadBalancer, logs_key: object) -> None:
-    def visibility(name: str) -> wafv2.VisibilityConfig:
-        return wafv2.VisibilityConfig(CloudWatchMetricsEnabled=True, MetricName=name, SampledRequestsEnabled=True)
-
-    rules = []
-    for priority, group in enumerate(
-        (
-            "AWSManagedRulesCommonRuleSet",
-            "AWSManagedRulesKnownBadInputsRuleSet",
-            "AWSManagedRulesAmazonIpReputationList",
-        ),
-        start=1,
-    ):
-        rules.append(
-            wafv2.WebACLRule(
-                Name=group,
-                Priority=priority,
-                OverrideAction=wafv2.OverrideAction(**{"None": {}}),
-                Statement=wafv2.Statement(
-                    ManagedRuleGroupStatement=wafv2.ManagedRuleGroupStatement(VendorName="AWS", Name=group)
-                ),
-                VisibilityConfig=visibility(group),
-            )
-        )
-    rules.append(
-        wafv2.WebACLRule(
-            Name="RateLimitPerIp",
-            Priority=10,
-            Action=wafv2.RuleAction(Block=wafv2.BlockAction()),
-            Statement=wafv2.Statement(
-                RateBasedStatement=wafv2.RateBasedStatement(
-                    Limit=sizing("WafRateLimitPer5Minutes"), AggregateKeyType="IP"
-                )
-            ),
-            VisibilityConfig=visibility("RateLimitPerIp"),
-        )
-    )
-    acl = t.add_resource(
-        wafv2.WebACL(
-            "WebAcl",
-            Name=Sub(f"${{{ENV_PARAM}}}-fintech-alb"),
-            Description="Public API: AWS managed rule groups and a per-IP rate limit",
-            Scope="REGIONAL",
-            DefaultAction=wafv2.DefaultAction(Allow=wafv2.AllowAction()),
-            Rules=rules,
-            VisibilityConfig=visibility("FinTechAlb"),
-            Tags=tags(platform),
-        )
-    )
-    t.add_resource(wafv2.WebACLAssociation("WebAclAssociation", ResourceArn=Ref(alb), WebACLArn=GetAtt(acl, "Arn")))
-    waf_logs = t.add_resource(
-        logs_res.LogGroup(
-            "WafLogGroup",
-            LogGroupName=Sub(f"aws-waf-logs-fintech-${{{ENV_PARAM}}}"),
-            KmsKeyId=logs_key,
-            RetentionInDays=sizing("LogRetentionDays"),
-            Tags=tags(platform),
-            DeletionPolicy="Retain",
-            UpdateReplacePolicy="Retain",
-        )
-    )
-    t.add_resource(
-        wafv2.LoggingConfiguration(
-            "WebAclLogging",
-            ResourceArn=GetAtt(acl, "Arn"),
-            LogDestinationConfigs=[
-                Sub(
-                    "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${Group}",
-                    Group=Ref(waf_logs),
-                )
-            ],
-        )
-    )
 
 
 def build_edge(t: Template, platform: PlatformConfig, logs_key: object) -> Edge:
@@ -252,5 +177,5 @@ def build_edge(t: Template, platform: PlatformConfig, logs_key: object) -> Edge:
             Actions=[elb.ListenerRuleAction(Type="forward", TargetGroupArn=Ref(target_group))],
         )
     )
-    _waf(t, platform, alb, logs_key)
+    build_waf(t, platform, alb, logs_key)
     return Edge(load_balancer=alb, target_group=target_group, listener_rule=rule)

@@ -1,12 +1,16 @@
 """Data tier: Aurora PostgreSQL (two instances over two AZs), the DynamoDB tables of the session
-service and the ElastiCache Redis replication group with its rotated AUTH token."""
+service and the ElastiCache Redis replication group with its rotated AUTH token.
+
+Invariants: every resource with a fixed name can be created again after a failed first create
+(``RetainExceptOnCreate`` or ``Snapshot``, ADR 0104); the DynamoDB tables, deletion-protected, are
+created after everything else so that no rollback of the first create has to delete one."""
 
 from __future__ import annotations
 
 from troposphere import GetAtt, GetAZs, Ref, Select, Sub, Template, dynamodb, elasticache, rds
 from troposphere import iam as iam_res
 
-from stacks.common import ENV_PARAM, log_group, new_template, role_trust, sizing, tags
+from stacks.common import ENV_PARAM, RETAIN_EXCEPT_ON_CREATE, log_group, new_template, role_trust, sizing, tags
 from stacks.config import PlatformConfig
 from stacks.naming import DataExports, NetworkExports, SecurityExports, add_export, import_value
 from stacks.rotation import rotated_secret
@@ -15,6 +19,8 @@ from stacks.security import TABLES, table_prefix
 TABLE_KEYS = {"tenants": "tenant_id", "api-keys": "key_id", "sessions": "token_hash"}
 """Partition key (a string) of each DynamoDB table."""
 SESSION_TTL_ATTRIBUTE = "expires_at_epoch"
+TABLES_AFTER = ("DatabaseInstanceA", "DatabaseInstanceB", "RedisReplicationGroup", "RedisAuthSecretRotationSchedule")
+"""What the DynamoDB tables wait for: every resource of this tier whose creation can fail late."""
 
 
 def _aurora(t: Template, platform: PlatformConfig) -> None:
@@ -138,7 +144,17 @@ def _tables(t: Template, platform: PlatformConfig) -> None:
             props["TimeToLiveSpecification"] = dynamodb.TimeToLiveSpecification(
                 AttributeName=SESSION_TTL_ATTRIBUTE, Enabled=True
             )
-        resource = t.add_resource(dynamodb.Table(title, DeletionPolicy="Retain", UpdateReplacePolicy="Retain", **props))
+        resource = t.add_resource(
+            dynamodb.Table(
+                title,
+                # Created last (TABLES_AFTER): with deletion protection on, a rollback of the first
+                # create could not delete a table, so nothing that can still fail may come after one.
+                DependsOn=list(TABLES_AFTER),
+                DeletionPolicy=RETAIN_EXCEPT_ON_CREATE,
+                UpdateReplacePolicy="Retain",
+                **props,
+            )
+        )
         add_export(t, DataExports.table_name(table), Ref(resource))
     add_export(t, DataExports.TABLE_PREFIX, table_prefix())
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from awacs import aws as iam
-from awacs.aws import Allow, Deny, PolicyDocument, Principal, Statement
+from awacs.aws import Allow, Condition, Deny, PolicyDocument, Principal, Statement, StringEquals
 
 STATEFUL_TYPES: dict[str, tuple[str, ...]] = {
     "AWS::RDS::DBCluster": (
@@ -100,7 +100,13 @@ def dangerous_changes(changes: list[Change], old_template: str | dict[str, Any] 
 
 
 def data_stack_policy() -> str:
-    """Stack policy of the data stack: updates allowed, replacement and deletion denied."""
+    """Stack policy of the data stack: updates allowed; replacement and deletion denied for exactly
+    the types the guard refuses (``STATEFUL_TYPES``).
+
+    Denying every resource instead would let a change set through the guard (say, a parameter group,
+    a subnet group or an instance being replaced) and then fail it at execution, half applied. One
+    list feeds both, so what passes the guard can execute, and what the policy protects the guard
+    has already flagged (``--allow-replacement`` lifts both for one update)."""
     everything = Principal("*")
     policy = PolicyDocument(
         Statement=[
@@ -110,6 +116,7 @@ def data_stack_policy() -> str:
                 Principal=everything,
                 Action=[iam.Action("Update", "Replace"), iam.Action("Update", "Delete")],
                 Resource=["*"],
+                Condition=Condition(StringEquals({"ResourceType": sorted(STATEFUL_TYPES)})),
             ),
         ]
     )

@@ -167,9 +167,8 @@ class Deployer:
         existing = self._stack(name)
         status = (existing or {}).get("StackStatus", "")
         if status == "ROLLBACK_COMPLETE":
-            raise DeployError(
-                f"{name} is ROLLBACK_COMPLETE (its creation failed); inspect its events, then delete it and rerun"
-            )
+            self._discard_failed_create(name)
+            existing, status = None, ""
         change_type = "UPDATE" if existing and status != "REVIEW_IN_PROGRESS" else "CREATE"
         self.say(f"== {name} ({change_type})")
         change_set = f"deploy-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}-{tier}"
@@ -226,6 +225,21 @@ class Deployer:
             return
         self._execute(tier, name, change_set_id, change_type, relax_policy=bool(dangers))
         self._protect(tier, name)
+
+    def _discard_failed_create(self, name: str) -> None:
+        """Delete a stack whose first create rolled back, so that this run creates it again.
+
+        ``ROLLBACK_COMPLETE`` means the create failed and CloudFormation deleted what it had made:
+        the resources with fixed names are ``RetainExceptOnCreate`` or ``Snapshot`` (ADR 0104), so
+        the empty stack is all that is left, and no termination protection was ever set on it (that
+        happens after a successful deploy). A dry run only says what a real run would do."""
+        failure = self.first_failure(name, datetime.min.replace(tzinfo=UTC))
+        self.say(f"== {name} is ROLLBACK_COMPLETE: its first create failed ({failure or 'see its events'})")
+        if self.options.dry_run:
+            raise DeployError(f"{name} is ROLLBACK_COMPLETE; a run without --dry-run deletes it and creates it again")
+        self.say(f"  deleting the empty {name} to create it again")
+        self.cfn.delete_stack(StackName=name)
+        self.cfn.get_waiter("stack_delete_complete").wait(StackName=name, WaiterConfig=self._waiter_config())
 
     def _changes(self, change_set_id: str, name: str) -> list[Change]:
         changes: list[Change] = []

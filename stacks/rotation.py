@@ -14,7 +14,7 @@ from awacs.aws import Allow, PolicyDocument, Statement
 from troposphere import GetAtt, Ref, Sub, Template, awslambda, secretsmanager
 from troposphere import iam as iam_res
 
-from stacks.common import ENV_PARAM, checkov_skip, log_group, role_trust, tags
+from stacks.common import ENV_PARAM, RETAIN_EXCEPT_ON_CREATE, checkov_skip, log_group, role_trust, tags
 from stacks.config import PlatformConfig
 
 ROTATION_CODE = """\
@@ -94,7 +94,7 @@ def rotated_secret(
                 ExcludePunctuation=True,
             ),
             Tags=tags(platform),
-            DeletionPolicy="Retain",
+            DeletionPolicy=RETAIN_EXCEPT_ON_CREATE,
             UpdateReplacePolicy="Retain",
         )
     )

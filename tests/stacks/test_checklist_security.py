@@ -21,7 +21,8 @@ def test_every_kms_key_rotates_is_retained_and_has_no_unconditioned_star_princip
     } <= set(keys)
     for name, key in keys.items():
         assert props(key)["EnableKeyRotation"] is True, name
-        assert key["DeletionPolicy"] == "Retain" and key["UpdateReplacePolicy"] == "Retain", name
+        # Retained once created; deleted only when the first create rolls back (issue 13, ADR 0104).
+        assert key["DeletionPolicy"] == "RetainExceptOnCreate" and key["UpdateReplacePolicy"] == "Retain", name
         for statement in props(key)["KeyPolicy"]["Statement"]:
             principal = statement["Principal"]
             values = [principal] if isinstance(principal, str) else [v for v in principal.values()]

@@ -33,8 +33,10 @@ def test_app_containers_export_sampled_x_ray_traces_to_their_sidecar(templates: 
         ratio = float(str(env["OTEL_TRACES_SAMPLER_ARG"]))
         assert 0 < ratio <= 0.1
         # The values are ones the services accept (they refuse to start on a bad sampler).
-        make_sampler(Settings(tracing_sampler=str(env["OTEL_TRACES_SAMPLER"]), tracing_sample_ratio=ratio),
-                     decides_for_requests=service == "gateway")
+        make_sampler(
+            Settings(tracing_sampler=str(env["OTEL_TRACES_SAMPLER"]), tracing_sample_ratio=ratio),
+            decides_for_requests=service == "gateway",
+        )
         assert {d["ContainerName"]: d["Condition"] for d in containers[service]["DependsOn"]} == {
             "otel-collector": "START"
         }
@@ -60,8 +62,11 @@ def test_the_sidecar_receives_on_the_task_loopback_and_exports_to_x_ray(template
 def test_task_roles_may_send_traces_and_nothing_more_for_it(templates: dict[str, Json]) -> None:
     roles = resources(templates["security"], "AWS::IAM::Role")
     for service in SERVICES:
-        statements = [s for p in props(roles[f"{service.capitalize()}TaskRole"])["Policies"]
-                      for s in p["PolicyDocument"]["Statement"]]
+        statements = [
+            s
+            for p in props(roles[f"{service.capitalize()}TaskRole"])["Policies"]
+            for s in p["PolicyDocument"]["Statement"]
+        ]
         xray = [s for s in statements if any(a.startswith("xray:") for a in s["Action"])]
         assert [sorted(s["Action"]) for s in xray] == [["xray:PutTelemetryRecords", "xray:PutTraceSegments"]]
         assert not any(a.startswith("logs:") for s in statements for a in s["Action"]), service

@@ -294,3 +294,64 @@ def test_allow_replacement_lets_the_refused_change_through(
     assert "would be REPLACED" in out and "lifting the data stack policy" in out
     policy = json.loads(_cfn(moto_url, region).get_stack_policy(StackName="dev-data")["StackPolicyBody"])
     assert any(s["Effect"] == "Deny" for s in policy["Statement"])  # restored afterwards
+
+
+def test_a_failed_first_create_is_rerun_by_deleting_the_rolled_back_stack(
+    moto_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 13 item 5: ROLLBACK_COMPLETE holds nothing (fixed names are RetainExceptOnCreate or
+    # Snapshot), so the next run deletes the empty stack and creates it again instead of stopping.
+    from stacks.deployer import Clients, Deployer, Options
+
+    region = "ap-southeast-2"
+    broken = copy.deepcopy(DATA)
+    broken["Resources"]["Queue"] = {
+        "Type": "AWS::SQS::Queue",
+        "Properties": {"Tags": [{"Key": "t", "Value": {"Fn::ImportValue": {"Fn::Sub": "${NetworkStack}-Missing"}}}]},
+    }
+    assert _deploy(moto_url, region, _write(tmp_path / "broken", {"network": NETWORK, "data": broken})) == 1
+    # moto refuses the execution outright and leaves the stack REVIEW_IN_PROGRESS; AWS would have
+    # created, failed and rolled back to ROLLBACK_COMPLETE. Report that state, and let every other
+    # call (the delete, the waiters, the new change set) reach moto.
+    real = _cfn(moto_url, region)
+
+    class RolledBack:
+        def __getattr__(self, attr: str) -> Any:
+            return getattr(real, attr)
+
+        def describe_stacks(self, **kwargs: Any) -> Any:
+            answer = real.describe_stacks(**kwargs)
+            for stack in answer["Stacks"]:
+                if stack["StackStatus"] == "REVIEW_IN_PROGRESS":
+                    stack["StackStatus"] = "ROLLBACK_COMPLETE"
+            return answer
+
+    def deployer(dry_run: bool) -> Deployer:
+        aws = {name: boto3.client(name, region_name=region, endpoint_url=moto_url) for name in ("s3", "sts")}
+        clients = Clients(cloudformation=RolledBack(), s3=aws["s3"], sts=aws["sts"], region=region)
+        options = Options(environment="dev", dry_run=dry_run, poll_seconds=1, emulator=True)
+        return Deployer(clients, options)
+
+    capsys.readouterr()
+    body = json.dumps(DATA, sort_keys=True)
+    assert deployer(dry_run=True).deploy_all({"data": body}) == 1
+    assert "a run without --dry-run deletes it" in capsys.readouterr().out
+    assert deployer(dry_run=False).deploy_all({"data": body}) == 0
+    out = capsys.readouterr().out
+    assert "is ROLLBACK_COMPLETE: its first create failed" in out and "deleting the empty dev-data" in out
+    assert _live_stacks(moto_url, region)["dev-data"] == "CREATE_COMPLETE"
+
+
+def test_data_stack_policy_protects_exactly_the_types_the_guard_refuses() -> None:
+    # Issue 13 item 5: a replacement the guard lets through must not be denied at execution.
+    from stacks.deploy_guard import STATEFUL_TYPES, data_stack_policy
+
+    policy = json.loads(data_stack_policy())
+    (deny,) = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"StringEquals": {"ResourceType": sorted(STATEFUL_TYPES)}}
+    assert sorted(deny["Action"]) == ["Update:Delete", "Update:Replace"]
+    for rtype in STATEFUL_TYPES:  # and the guard refuses a replacement of each of them
+        change = Change("Modify", "X", rtype, "True")
+        assert dangerous_changes([change], None, json.dumps({"Resources": {}})), rtype
+    # A replaced non-stateful resource passes the guard, and the policy does not deny it.
+    assert not dangerous_changes([Change("Modify", "P", "AWS::RDS::DBClusterParameterGroup", "True")], None, "{}")
