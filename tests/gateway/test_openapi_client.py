@@ -6,13 +6,17 @@ openapi-python-client (a locked dev dependency, so this runs offline) generates 
 ``MAX_MODELS`` models (one ``Problem``, one ``ErrorCode``, no per-operation error copies), functions
 named by the ``operationId``s and grouped by tag. The README walkthrough is then driven through the
 generated client: login, three accounts, two transfers, a refused one decoded as ``Problem`` with
-its ``code``, balances and history, logout, and the token refused after it.
+its ``code``, balances and history, logout, and the token refused after it. The README's own code
+runs too, so the section cannot drift from the generated client.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -24,6 +28,7 @@ from typing import Any
 import pytest
 
 from tests.support.platform import Platform
+from tests.support.processes import ROOT
 
 MAX_MODELS = 60
 PACKAGE = "ledger_client"
@@ -163,3 +168,17 @@ def test_readme_walkthrough_through_the_generated_client(generated: tuple[Module
         assert logout.status_code == 204
         after = get_account.sync_detailed(alice.id, client=client)
         assert after.status_code == 401 and after.parsed.code is models.ErrorCode.UNAUTHORIZED
+
+
+def test_readme_section_runs_as_written(
+    generated: tuple[ModuleType, str], platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Use it from code", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    monkeypatch.setenv("API_KEY", platform.create_tenant("readme")["api_key"])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(code.group(1).replace("http://127.0.0.1:8000", platform.url), {"__name__": "readme"})
+    assert printed.getvalue().split() == ["10000"]
