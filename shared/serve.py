@@ -4,23 +4,52 @@ uvicorn with uvloop and httptools by default; ``SERVER=granian`` switches to gra
 and its measurements are in docs/adr). Both stop accepting on SIGTERM/SIGINT and let in-flight
 requests finish before the app's shutdown hooks close pools (graceful shutdown). Each request must
 arrive within ``REQUEST_READ_TIMEOUT_SECONDS``, so slow clients are cut off (:mod:`shared.read_timeout`).
+
+In AWS a service refuses to start on settings only fit for a laptop (:func:`deployment_problems`):
+the development ``INTERNAL_TOKEN`` would let anyone who reaches a task's port act as any tenant.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 
 from shared.logging import configure_logging
-from shared.settings import get_settings
+from shared.settings import LOCAL_INTERNAL_TOKEN, Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 GRACEFUL_SHUTDOWN_SECONDS = 20
 """In-flight requests get this long after SIGTERM; ECS's stopTimeout (30 s) is longer on purpose."""
 
 
+MIN_INTERNAL_TOKEN_LENGTH = 32
+"""Shortest internal credential accepted in AWS (the stacks generate 64 characters)."""
+
+
+def deployment_problems(settings: Settings) -> list[str]:
+    """Why ``settings`` must not serve in AWS (empty when they may, and always outside AWS)."""
+    if not settings.in_aws:
+        return []
+    token = settings.internal_token
+    if token == LOCAL_INTERNAL_TOKEN:
+        return ["INTERNAL_TOKEN is unset or the development default; inject the secret (ADR 0103)"]
+    if len(token) < MIN_INTERNAL_TOKEN_LENGTH or len(set(token)) < 8:
+        return [f"INTERNAL_TOKEN must be a random secret of at least {MIN_INTERNAL_TOKEN_LENGTH} characters"]
+    return []
+
+
 def serve(service: str, factory: str, port: int) -> None:
-    """Serve ``factory`` (``module:create_app``) on ``port`` until SIGTERM or SIGINT."""
+    """Serve ``factory`` (``module:create_app``) on ``port`` until SIGTERM or SIGINT; exit 78
+    (EX_CONFIG) at once, before listening, when :func:`deployment_problems` finds any."""
     settings = get_settings()
     configure_logging(service, settings.log_level)
+    problems = deployment_problems(settings)
+    if problems:
+        for problem in problems:
+            log.critical("refusing to start: %s", problem)
+        sys.exit(78)
     server = os.environ.get("SERVER", "uvicorn")
     if server == "granian":
         from granian import Granian

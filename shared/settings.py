@@ -46,6 +46,9 @@ def _env_bool(name: str, default: bool) -> bool:
 
 LOCAL_DYNAMODB_ENDPOINT = "http://127.0.0.1:8004"
 
+LOCAL_INTERNAL_TOKEN = "local-internal-token-change-me"
+"""The development default of ``INTERNAL_TOKEN``; :mod:`shared.serve` refuses it in AWS."""
+
 
 def _dynamodb_endpoint() -> str | None:
     raw = os.environ.get("DYNAMODB_ENDPOINT_URL")
@@ -101,7 +104,7 @@ class Settings:
     aws_region: str = field(default_factory=lambda: _env_str("AWS_REGION", "eu-west-1"))
     """AWS region of the DynamoDB tables."""
 
-    internal_token: str = field(default_factory=lambda: _env_str("INTERNAL_TOKEN", "local-internal-token-change-me"))
+    internal_token: str = field(default_factory=lambda: _env_str("INTERNAL_TOKEN", LOCAL_INTERNAL_TOKEN))
     """Shared credential the internal endpoints require (header ``X-Internal-Token``).
     In AWS it comes from Secrets Manager; the local default is for development only."""
 
@@ -187,6 +190,40 @@ class Settings:
 
     tracing_sample_ratio: float = field(default_factory=lambda: _env_float("OTEL_TRACES_SAMPLER_ARG", 1.0))
     """Share of public requests traced (0.0-1.0) with ``parentbased_traceidratio``; 0.05 in AWS."""
+
+    # -- Hardening (issue 14): deployment checks, login limits, live sessions per key ------------
+
+    in_aws: bool = field(default_factory=lambda: bool(os.environ.get("AWS_EXECUTION_ENV")))
+    """True when running in AWS (ECS sets ``AWS_EXECUTION_ENV``). Then every service refuses to start
+    without a real ``INTERNAL_TOKEN`` (:func:`shared.serve.deployment_problems`)."""
+
+    login_rate_per_key_per_second: float = field(
+        default_factory=lambda: _env_float("LOGIN_RATE_PER_KEY_PER_SECOND", 1.0)
+    )
+    """Gateway: sustained ``POST /v1/sessions`` calls per second presenting one API key (by key id)."""
+
+    login_burst_per_key: int = field(default_factory=lambda: _env_int("LOGIN_BURST_PER_KEY", 60))
+    """Gateway: ``POST /v1/sessions`` calls one API key may make at once above the sustained rate."""
+
+    login_rate_per_address_per_second: float = field(
+        default_factory=lambda: _env_float("LOGIN_RATE_PER_ADDRESS_PER_SECOND", 5.0)
+    )
+    """Gateway: sustained ``POST /v1/sessions`` calls per second from one client address, whatever
+    the key (each costs the session service a consistent DynamoDB read)."""
+
+    login_burst_per_address: int = field(default_factory=lambda: _env_int("LOGIN_BURST_PER_ADDRESS", 100))
+    """Gateway: ``POST /v1/sessions`` calls one client address may make at once above the sustained rate."""
+
+    trusted_proxy_hops: int = field(
+        default_factory=lambda: _env_int("TRUSTED_PROXY_HOPS", 1 if os.environ.get("AWS_EXECUTION_ENV") else 0)
+    )
+    """Proxies in front of the gateway that append the peer to ``X-Forwarded-For``: 1 in AWS (the
+    ALB), 0 locally. The client address is the entry that many places from the right (the peer
+    itself when 0); entries further left are the client's own claims and never trusted."""
+
+    sessions_max_live_per_key: int = field(default_factory=lambda: _env_int("SESSIONS_MAX_LIVE_PER_KEY", 1000))
+    """Session service: most sessions one API key may have live (not expired, not revoked) at once;
+    a login beyond it is 429 ``rate_limited`` until one ends."""
 
     def ledger_base_url(self) -> str:
         return self.ledger_url or f"http://127.0.0.1:{self.ledger_port}"
