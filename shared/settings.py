@@ -126,13 +126,32 @@ class Settings:
     group_commit_max_items: int = field(default_factory=lambda: _env_int("GROUP_COMMIT_MAX_ITEMS", 512))
     """Most transfer operations the ledger commits in one database transaction."""
 
-    group_commit_max_inflight: int = field(default_factory=lambda: _env_int("GROUP_COMMIT_MAX_INFLIGHT", 1))
-    """Group transactions one ledger process runs at once; the next group forms while they commit.
-    1 measured best on 2 cores (docs/performance.md): a hot row serialises groups anyway, and a
-    second group in flight only splits the queue into smaller groups."""
+    group_commit_max_inflight: int = field(default_factory=lambda: _env_int("GROUP_COMMIT_MAX_INFLIGHT", 4))
+    """Group transactions one ledger process runs at once, over disjoint sets of accounts: groups
+    that share an account (a hot one) run one after another, so a second group never just waits
+    on a lock while splitting the queue (ADR 0007)."""
 
     group_commit_enabled: bool = field(default_factory=lambda: _env_bool("GROUP_COMMIT_ENABLED", True))
     """When false every request commits its own transaction (used by tests and benchmarks)."""
+
+    coalesce_transfers: bool = field(default_factory=lambda: _env_bool("COALESCE_TRANSFERS", True))
+    """Gateway: send concurrent single transfer writes to the ledger as one call (ADR 0006). Off:
+    one ledger call per request, as before; responses are the same either way."""
+
+    coalesce_max_inflight: int = field(default_factory=lambda: _env_int("COALESCE_MAX_INFLIGHT", 2))
+    """Gateway: coalesced ledger calls in flight at once per process; requests arriving meanwhile
+    queue and leave together as the next call."""
+
+    coalesce_max_items: int = field(default_factory=lambda: _env_int("COALESCE_MAX_ITEMS", 256))
+    """Gateway: most transfer writes in one coalesced ledger call."""
+
+    session_local_cache_seconds: float = field(default_factory=lambda: _env_float("SESSION_LOCAL_CACHE_SECONDS", 0.5))
+    """Gateway: how long a resolved session is served from process memory before Redis is asked
+    again. Capped at 1 s: the bound on how late a revocation reaches every gateway. 0 disables."""
+
+    unknown_token_cache_seconds: float = field(default_factory=lambda: _env_float("UNKNOWN_TOKEN_CACHE_SECONDS", 5.0))
+    """Gateway: how long a refused token (unknown, expired, revoked) is refused from process
+    memory, so floods of bad tokens reach neither Redis nor DynamoDB. 0 disables."""
 
     expiry_sweep_interval_seconds: float = field(
         default_factory=lambda: _env_float("EXPIRY_SWEEP_INTERVAL_SECONDS", 0.5)

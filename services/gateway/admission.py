@@ -1,4 +1,9 @@
-"""Rate limit and Idempotency-Key claim in one Redis round trip (one Lua script, one tenant slot).
+"""Admission of an authenticated request: the rate limit, and the Idempotency-Key claim if any.
+
+Without a key (the hot path) the rate limit is taken from this process's lease of the tenant's
+budget (:mod:`.rate_budget`): no Redis round trip. With a key, rate limit and claim are decided
+together in one Redis round trip (one Lua script, one tenant slot), since the claim must be
+shared by every gateway anyway.
 
 Outcomes: ``limited`` (429, nothing claimed), ``proceed`` (no key, or the key is now claimed by this
 request), ``replay`` (the kept response), ``reused`` (same key, another request: 422), ``in_use``
@@ -14,6 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.gateway.idempotency import FINISH_SCRIPT, KeptResponse, idem_key, new_claim
+from services.gateway.rate_budget import RateBudget
 from services.gateway.ratelimit import RateDecision, RateLimit, rate_key
 from shared.errors import ErrorCode, ProblemError, unavailable
 
@@ -68,6 +74,7 @@ class Admitted:
 
 class Admission:
     def __init__(self, redis: Redis, prefix: str, limit: RateLimit, lease_seconds: int, keep_seconds: int) -> None:
+        self.budget = RateBudget(redis, prefix, limit)
         self._admit = redis.register_script(ADMIT_SCRIPT)
         self._finish = redis.register_script(FINISH_SCRIPT)
         self._prefix = prefix
@@ -77,6 +84,11 @@ class Admission:
 
     async def admit(self, tenant_id: str, key: str | None = None, fp: str = "") -> Admitted:
         """Count the request against the tenant's limit and, with a key, claim it or find its record."""
+        if key is None:
+            decision = await self.budget.admit(tenant_id)
+            if not decision.allowed:
+                raise decision.problem()
+            return Admitted(decision, None, None)
         keys = [rate_key(self._prefix, tenant_id)]
         claim: Claim | None = None
         if key is not None:

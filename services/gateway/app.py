@@ -15,8 +15,10 @@ from litestar.types import ASGIApp
 from redis.exceptions import RedisError
 
 from services.gateway.admission import Admission
-from services.gateway.auth import Authenticator
+from services.gateway.auth import Authenticator, LocalSessions
+from services.gateway.coalescer import Coalescer
 from services.gateway.dot_segments import RefuseDotSegments
+from services.gateway.login import LoginLimiter
 from services.gateway.openapi import build_document
 from services.gateway.proxy import Pipeline
 from services.gateway.ratelimit import RateLimit
@@ -39,12 +41,26 @@ class Components:
         timeout = settings.upstream_timeout_seconds
         self.http = HttpPool()
         self.ledger = ServiceClient("ledger", settings.ledger_base_url(), settings.internal_token, timeout, self.http)
+        coalescer = (
+            Coalescer(
+                self.ledger,
+                max_inflight=settings.coalesce_max_inflight,
+                max_items=settings.coalesce_max_items,
+            )
+            if settings.coalesce_transfers
+            else None
+        )
         self.sessions = ServiceClient(
             "session", settings.session_base_url(), settings.internal_token, timeout, self.http
         )
         prefix = settings.redis_key_prefix
         self.pipeline = Pipeline(
-            Authenticator(self.redis, prefix, self.sessions),
+            Authenticator(
+                self.redis,
+                prefix,
+                self.sessions,
+                LocalSessions(settings.session_local_cache_seconds, settings.unknown_token_cache_seconds),
+            ),
             Admission(
                 self.redis,
                 prefix,
@@ -52,7 +68,7 @@ class Components:
                 settings.idempotency_lease_seconds,
                 settings.idempotency_ttl_seconds,
             ),
-            Ledger(self.ledger),
+            Ledger(self.ledger, coalescer),
         )
 
     async def start(self) -> None:
@@ -93,5 +109,6 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     app.state.settings = settings
     app.state.pipeline = components.pipeline
     app.state.sessions = components.sessions
+    app.state.logins = LoginLimiter(components.redis, settings)
     app.state.openapi = msgspec.json.encode(build_document())
     return RequestContextMiddleware(RefuseDotSegments(instrument_app(app, "gateway", settings, ("redis",))))

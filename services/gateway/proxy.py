@@ -1,31 +1,42 @@
 """The authenticated request pipeline: auth -> body checks -> admission -> ledger -> keep response.
 
-Reads top to bottom in the order a request meets it:
+Every proxied public route (:mod:`.routes`) is a raw ASGI handler that calls
+:meth:`Pipeline.forward`; it reads top to bottom in the order a request meets it:
 
-1. bearer token -> tenant (:mod:`.auth`); 401 without a valid session;
-2. body size (413), media type (415) and the Idempotency-Key header (400);
-3. rate limit and Idempotency-Key claim in one Redis round trip (:mod:`.admission`): 429, 409,
-   422 or a replay of the kept response;
-4. the ledger call (:mod:`.upstream`), 503 when the ledger cannot be reached;
-5. the response kept for the key (or the claim released, for statuses that must not be kept).
+1. a method the path does not serve: 404 ``not_found`` (the contract has no 405);
+2. bearer token -> tenant (:mod:`.auth`, from process memory on the hot path); 401 without a valid
+   session;
+3. body size (413), media type (415) and the Idempotency-Key header (400);
+4. admission (:mod:`.admission`): the rate limit from this process's lease of the tenant's budget
+   (no Redis round trip), or, with an Idempotency-Key, rate limit and key claim in one Redis round
+   trip: 429, 409, 422 or a replay of the kept response;
+5. the ledger call (:mod:`.upstream`): single transfer writes are coalesced with concurrent ones
+   (:mod:`.coalescer`), everything else is forwarded as it came; 503 when the ledger cannot be
+   reached;
+6. the response kept for the key (or the claim released, for statuses that must not be kept).
 
 Every response of an authenticated call carries the RateLimit headers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
-from litestar import Request, Response
+from litestar.types import Receive, Scope, Send
 
 from services.gateway.admission import Admission, Admitted
 from services.gateway.auth import Authenticator, Principal
 from services.gateway.idempotency import KeptResponse, fingerprint, keep, validate_key
 from services.gateway.upstream import Ledger
-from shared.errors import ProblemError
-from shared.web import JSON_MEDIA_TYPE, check_json_media_type, read_body
+from shared.asgi import header, read_body, respond, respond_problem
+from shared.errors import ErrorCode, ProblemError
+from shared.logging import request_id_var
+from shared.transfer_group import GroupItem
+from shared.web import JSON_MEDIA_TYPE, check_json_media_type
 
 _EMPTY_BODY_PATHS = ("/post", "/void")
+_TRANSFERS = "/v1/transfers"
 
 
 class Pipeline:
@@ -34,38 +45,57 @@ class Pipeline:
         self.admission = admission
         self.ledger = ledger
 
-    async def authenticate(self, request: Request[Any, Any, Any]) -> Principal:
-        return await self.auth.authenticate(request.headers.get("authorization"))
+    async def authenticate(self, scope: Scope) -> Principal:
+        return await self.auth.authenticate(header(scope, b"authorization"))
 
-    async def admit_only(self, tenant_id: str) -> dict[str, str]:
-        """Count a request that needs no idempotency; the RateLimit headers for its response."""
-        admitted = await self.admission.admit(tenant_id)
-        return admitted.rate.headers()
-
-    async def forward(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        principal = await self.authenticate(request)
-        method = request.method.upper()
-        path = request.url.path
-        query = request.scope.get("query_string", b"").decode("latin-1")
-        content_type = request.headers.get("content-type")
+    async def forward(self, scope: Scope, receive: Receive, send: Send, methods: Collection[str]) -> None:
+        """Serve one proxied public request as a raw ASGI app."""
         try:
-            body = await read_body(request) if method == "POST" else b""
+            status, body, content_type, headers = await self.handle(scope, receive, methods)
+        except ProblemError as error:
+            await respond_problem(send, error)
+            return
+        await respond(send, status, body, content_type, headers.items())
+
+    async def handle(
+        self, scope: Scope, receive: Receive, methods: Collection[str]
+    ) -> tuple[int, bytes, str, dict[str, str]]:
+        """The whole pipeline of the module docstring: (status, body, media type, headers), or a
+        ProblemError to answer."""
+        if scope.get("method") not in methods:
+            raise ProblemError(ErrorCode.NOT_FOUND, "no such resource for this method")
+        principal = await self.authenticate(scope)
+        return await self._forward(scope, receive, principal)
+
+    async def _forward(
+        self, scope: Scope, receive: Receive, principal: Principal
+    ) -> tuple[int, bytes, str, dict[str, str]]:
+        method = str(scope.get("method", ""))
+        path: str = scope["path"]
+        content_type = header(scope, b"content-type")
+        try:
+            body = await read_body(scope, receive) if method == "POST" else b""
             if body.strip() or (method == "POST" and not path.endswith(_EMPTY_BODY_PATHS)):
                 check_json_media_type(content_type)
-            key = validate_key(request.headers.get("idempotency-key")) if method == "POST" else None
+            key = validate_key(header(scope, b"idempotency-key")) if method == "POST" else None
         except ProblemError as error:
-            error.headers.update(await self.admit_only(principal.tenant_id))
+            error.headers.update((await self.admission.admit(principal.tenant_id)).rate.headers())
             raise
         fp = fingerprint(method, path, body) if key is not None else ""
         admitted = await self.admission.admit(principal.tenant_id, key, fp)
         if admitted.replay is not None:
-            return _respond(admitted.replay, admitted, replayed=True)
+            return _answer(admitted.replay, admitted, replayed=True)
+        query = scope.get("query_string", b"").decode("latin-1")
         try:
-            # The media type goes along even with an empty body, so that the ledger answers an empty
-            # application/json body 400 (malformed JSON) rather than 415.
-            upstream = await self.ledger.forward(
-                method, _raw_path(request), query, body, content_type, principal.tenant_id
-            )
+            item = _transfer_write(method, path, principal, content_type, body)
+            if item is not None:
+                upstream = await self.ledger.write(item, method, _raw_path(scope), query)
+            else:
+                # The media type goes along even with an empty body, so that the ledger answers
+                # an empty application/json body 400 (malformed JSON) rather than 415.
+                upstream = await self.ledger.forward(
+                    method, _raw_path(scope), query, body, content_type, principal.tenant_id
+                )
         except ProblemError as error:
             if admitted.claim is not None:
                 await self.admission.complete(admitted.claim, None)
@@ -74,36 +104,56 @@ class Pipeline:
         kept = KeptResponse(upstream.status, upstream.content_type, upstream.body)
         if admitted.claim is not None:
             await self.admission.complete(admitted.claim, kept if keep(upstream.status) else None)
-        response = _respond(kept, admitted, replayed=False)
+        status, content, media_type, headers = _answer(kept, admitted, replayed=False)
         if upstream.retry_after is not None and upstream.status >= 500:
-            response.headers["Retry-After"] = upstream.retry_after
-        return response
+            headers["Retry-After"] = upstream.retry_after
+        return status, content, media_type, headers
 
-    async def revoke_current(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        principal = await self.authenticate(request)
-        headers = await self.admit_only(principal.tenant_id)
+    async def revoke_current(self, scope: Scope, send: Send) -> None:
+        """``DELETE /v1/sessions/current``: end the caller's own session."""
         try:
-            await self.auth.revoke(principal)
+            principal = await self.authenticate(scope)
+            headers = (await self.admission.admit(principal.tenant_id)).rate.headers()
+            try:
+                await self.auth.revoke(principal)
+            except ProblemError as error:
+                error.headers.update(headers)
+                raise
         except ProblemError as error:
-            error.headers.update(headers)
-            raise
-        return Response(content=b"", status_code=204, headers=headers)
+            await respond_problem(send, error)
+            return
+        raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+        start: Any = {"type": "http.response.start", "status": 204, "headers": raw}
+        end: Any = {"type": "http.response.body", "body": b""}
+        await send(start)
+        await send(end)
 
 
-def _raw_path(request: Request[Any, Any, Any]) -> str:
+def _transfer_write(
+    method: str, path: str, principal: Principal, content_type: str | None, body: bytes
+) -> GroupItem | None:
+    """The coalescable form of a single transfer write (create, post, void); None for the rest."""
+    if method != "POST" or not path.startswith(_TRANSFERS):
+        return None
+    if path == _TRANSFERS:
+        kind, target = 0, ""
+    else:
+        parts = path[len(_TRANSFERS) + 1 :].split("/")
+        if len(parts) != 2 or parts[1] not in ("post", "void") or not parts[0]:
+            return None  # /v1/transfers/batch and anything else go as they came
+        kind, target = (1 if parts[1] == "post" else 2), parts[0]
+    return GroupItem(kind, principal.tenant_id, target, content_type or "", body, request_id_var.get())
+
+
+def _raw_path(scope: Scope) -> str:
     """The path as the client encoded it. The decoded path would turn an id's escaped ``?`` or
     ``#`` (``%3F``, ``%23``) into a query string or a fragment upstream: another request."""
-    raw = request.scope.get("raw_path")
-    return raw.decode("latin-1") if isinstance(raw, bytes) and raw else str(request.url.path)
+    raw = scope.get("raw_path")
+    return raw.decode("latin-1") if isinstance(raw, bytes) and raw else str(scope["path"])
 
 
-def _respond(kept: KeptResponse, admitted: Admitted, *, replayed: bool) -> Response[bytes]:
+def _answer(kept: KeptResponse, admitted: Admitted, *, replayed: bool) -> tuple[int, bytes, str, dict[str, str]]:
     headers = admitted.rate.headers()
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return Response(
-        content=kept.body,
-        status_code=kept.status,
-        media_type=kept.content_type or JSON_MEDIA_TYPE,
-        headers=headers,
-    )
+    return kept.status, kept.body, kept.content_type or JSON_MEDIA_TYPE, headers

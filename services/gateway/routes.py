@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, Response, get, post, route
-from litestar.handlers import HTTPRouteHandler
+from litestar import Request, Response, asgi, get, post, route
+from litestar.handlers import BaseRouteHandler
+from litestar.types import Receive, Scope, Send
 
+from services.gateway.login import open_session
 from services.gateway.proxy import Pipeline
-from shared.http import ServiceClient, UpstreamUnavailable
-from shared.session_api import LoginRequest, SessionCreated
-from shared.web import decode_json, json_response, read_body
+from shared.asgi import respond_problem
+from shared.errors import ErrorCode, ProblemError
 
 PROXIED: list[tuple[str, list[Any]]] = [
     ("/v1/accounts", ["GET", "POST"]),
@@ -30,14 +31,29 @@ PROXIED: list[tuple[str, list[Any]]] = [
 ]
 
 
-def _pipeline(request: Request[Any, Any, Any]) -> Pipeline:
-    pipeline: Pipeline = request.app.state.pipeline
+def _pipeline(scope: Scope) -> Pipeline:
+    pipeline: Pipeline = scope["litestar_app"].state.pipeline
     return pipeline
 
 
-def _proxy_route(path: str, methods: list[Any], index: int) -> HTTPRouteHandler:
+def _proxy_route(path: str, methods: list[Any], index: int) -> BaseRouteHandler:
+    """Litestar routes, the pipeline does the rest. A path without parameters gets a raw ASGI
+    handler (no Request/Response objects on the hot path; see shared/asgi.py); Litestar cannot
+    route to those on paths with parameters, which keep a plain handler."""
+    allowed = frozenset(methods)
+    if "{" not in path:
+
+        async def proxied_asgi(scope: Scope, receive: Receive, send: Send) -> None:
+            await _pipeline(scope).forward(scope, receive, send, allowed)
+
+        proxied_asgi.__name__ = f"proxied_{index}"
+        return asgi(path, name=f"proxy-{index}", copy_scope=False)(proxied_asgi)
+
     async def proxied(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return await _pipeline(request).forward(request)
+        status, body, media_type, headers = await _pipeline(request.scope).handle(
+            request.scope, request.receive, allowed
+        )
+        return Response(content=body, status_code=status, media_type=media_type, headers=headers)
 
     proxied.__name__ = f"proxied_{index}"
     return route(path, http_method=methods, name=f"proxy-{index}", include_in_schema=False)(proxied)
@@ -45,19 +61,15 @@ def _proxy_route(path: str, methods: list[Any], index: int) -> HTTPRouteHandler:
 
 @post("/v1/sessions", include_in_schema=False)
 async def login(request: Request[Any, Any, Any]) -> Response[bytes]:
-    body = decode_json(await read_body(request), request.headers.get("content-type"), LoginRequest)
-    assert body is not None
-    sessions: ServiceClient = request.app.state.sessions
-    try:
-        created = await sessions.call("POST", "/internal/sessions", body, SessionCreated)
-    except UpstreamUnavailable as exc:
-        raise exc.to_problem() from exc
-    return json_response(created, 201)
+    return await open_session(request)  # login limits, Cache-Control: no-store (login.py)
 
 
-@route("/v1/sessions/current", http_method=["DELETE"], status_code=200, include_in_schema=False)
-async def logout(request: Request[Any, Any, Any]) -> Response[bytes]:
-    return await _pipeline(request).revoke_current(request)
+@asgi("/v1/sessions/current", copy_scope=False)
+async def logout(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope.get("method") != "DELETE":
+        await respond_problem(send, ProblemError(ErrorCode.NOT_FOUND, "no such resource for this method"))
+        return
+    await _pipeline(scope).revoke_current(scope, send)
 
 
 @get("/schema/openapi.json", include_in_schema=False)
@@ -66,6 +78,6 @@ async def openapi_document(request: Request[Any, Any, Any]) -> Response[bytes]:
     return Response(content=document, media_type="application/json")
 
 
-def public_routes() -> list[HTTPRouteHandler]:
+def public_routes() -> list[BaseRouteHandler]:
     proxied = [_proxy_route(path, methods, i) for i, (path, methods) in enumerate(PROXIED)]
     return [login, logout, openapi_document, *proxied]

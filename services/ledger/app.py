@@ -10,6 +10,7 @@ from litestar.types import ASGIApp
 
 from services.ledger.routes import ROUTES
 from services.ledger.runtime import LedgerRuntime
+from services.ledger.transfer_writes import ROUTES as TRANSFER_WRITE_ROUTES
 from shared.metrics import Emitter
 from shared.settings import Settings, get_settings
 from shared.tracing import instrument_app
@@ -35,7 +36,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
 
     emitter = Emitter("ledger")
     app = Litestar(
-        route_handlers=[*ROUTES, *health_routes(ready)],
+        route_handlers=[*ROUTES, *TRANSFER_WRITE_ROUTES, *health_routes(ready)],
         lifespan=[lifespan],
         on_startup=[emitter.start],
         on_shutdown=[emitter.stop],

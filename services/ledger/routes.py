@@ -25,7 +25,7 @@ from services.ledger.present import (
     rfc3339,
     transfer_of,
 )
-from services.ledger.rules import CreateTransfer, Outcome, PostPending, VoidPending, WriteRequest
+from services.ledger.rules import CreateTransfer, Outcome, WriteRequest
 from services.ledger.runtime import LedgerRuntime
 from services.ledger.schemas import (
     CURRENCY_PATTERN,
@@ -37,12 +37,9 @@ from services.ledger.schemas import (
     BatchItemResult,
     BatchResults,
     BatchShape,
-    EmptyBody,
     ItemError,
     Page,
-    PendingPost,
     PostedBalance,
-    TransferCreate,
 )
 from shared.errors import ErrorCode, ErrorItem, ProblemError
 from shared.http import INTERNAL_TOKEN_HEADER, require_internal_token
@@ -184,15 +181,6 @@ async def account_balance_at(request: Request[Any, Any, Any], account_id: str) -
 # -- transfers -----------------------------------------------------------------------------------
 
 
-@post("/v1/transfers")
-async def create_transfer(request: Request[Any, Any, Any]) -> Response[bytes]:
-    tenant = tenant_of(request)
-    body = decode_json(await read_body(request), request.headers.get("content-type"), TransferCreate)
-    assert body is not None
-    outcomes = await _runtime(request).committer.submit(WriteRequest([CreateTransfer(tenant, body)]))
-    return _outcome_response(outcomes[0])
-
-
 def _too_large(count: int) -> ProblemError:
     return ProblemError(
         ErrorCode.BATCH_TOO_LARGE,
@@ -261,34 +249,12 @@ async def get_transfer(request: Request[Any, Any, Any], transfer_id: str) -> Res
     return json_response(transfer_of(*found))
 
 
-@post("/v1/transfers/{transfer_id:str}/post")
-async def post_pending(request: Request[Any, Any, Any], transfer_id: str) -> Response[bytes]:
-    tenant = tenant_of(request)
-    key = _uuid_param(transfer_id, "transfer_id")
-    body = decode_json(await read_body(request), request.headers.get("content-type"), PendingPost, allow_empty=True)
-    amount = body.amount if body is not None else None
-    outcomes = await _runtime(request).committer.submit(WriteRequest([PostPending(tenant, key, amount)]))
-    return _outcome_response(outcomes[0])
-
-
-@post("/v1/transfers/{transfer_id:str}/void")
-async def void_pending(request: Request[Any, Any, Any], transfer_id: str) -> Response[bytes]:
-    tenant = tenant_of(request)
-    key = _uuid_param(transfer_id, "transfer_id")
-    decode_json(await read_body(request), request.headers.get("content-type"), EmptyBody, allow_empty=True)
-    outcomes = await _runtime(request).committer.submit(WriteRequest([VoidPending(tenant, key)]))
-    return _outcome_response(outcomes[0])
-
-
 ROUTES = [
     create_account,
     list_accounts,
     get_account,
     account_transfers,
     account_balance_at,
-    create_transfer,
     create_batch,
     get_transfer,
-    post_pending,
-    void_pending,
 ]

@@ -14,11 +14,16 @@ The transaction, step by step (READ COMMITTED):
    earlier writer of these accounts, and the database clock. If a due reservation or a transfer
    to post/void involves an account not locked yet, roll back and start again with it included.
 3. Evaluate the rules in memory (:mod:`services.ledger.rules`), in request order.
-4. Write everything in one statement: new transfers (``INSERT ... ON CONFLICT DO NOTHING``: if a
-   concurrent writer took one of the ids with other accounts, roll back and re-evaluate, which
-   then sees its transfer and answers replay or ``id_conflict``), resolved transfers, and the
-   accounts' new counters (absolute values, safe because the rows are locked).
-5. Commit. Only after the commit returns does any caller get its 2xx.
+4. Write everything with one call of ``ledger_write`` (migrations/0006): new transfers (``INSERT
+   ... ON CONFLICT DO NOTHING``: if a concurrent writer took one of the ids with other accounts,
+   roll back and re-evaluate, which then sees its transfer and answers replay or
+   ``id_conflict``), resolved transfers, and the accounts' new counters (absolute values, safe
+   because the rows are locked).
+5. Commit, in the same message as step 4 (one round trip while the accounts are locked). Only
+   after the commit returns does any caller get its 2xx.
+
+The transaction is driven by hand (BEGIN, the lock-and-read call, then the write-and-COMMIT
+message) rather than by ``conn.transaction()``, which would send COMMIT on its own.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
+import msgspec
 
 from services.ledger import spans
 from services.ledger.rules import (
@@ -64,35 +70,16 @@ SELECT t.tenant_id, t.debit_account_id, t.credit_account_id FROM transfers t
 JOIN unnest($1::uuid[], $2::uuid[]) AS w(tenant_id, id) ON t.tenant_id = w.tenant_id AND t.id = w.id
 """
 
-WRITE = """
-WITH inserted AS (
-    INSERT INTO transfers (tenant_id, id, debit_account_id, credit_account_id, amount, currency, pending,
-                           timeout_seconds, status, posted_amount, expires_at, metadata, created_at,
-                           updated_at, seq, resolved_seq)
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], $6::text[],
-                         $7::boolean[], $8::integer[], $9::text[], $10::bigint[], $11::timestamptz[],
-                         $12::jsonb[], $13::timestamptz[], $14::timestamptz[], $15::bigint[], $16::bigint[])
-    ON CONFLICT (tenant_id, id) DO NOTHING
-    RETURNING 1
-), resolved AS (
-    UPDATE transfers t
-    SET status = u.status, posted_amount = u.posted_amount, updated_at = u.updated_at, resolved_seq = u.seq
-    FROM unnest($17::uuid[], $18::uuid[], $19::text[], $20::bigint[], $21::timestamptz[], $22::bigint[])
-         AS u(tenant_id, id, status, posted_amount, updated_at, seq)
-    WHERE t.tenant_id = u.tenant_id AND t.id = u.id AND t.status = 'pending'
-    RETURNING 1
-), balanced AS (
-    UPDATE accounts a
-    SET debits_posted = u.debits_posted, credits_posted = u.credits_posted,
-        debits_pending = u.debits_pending, credits_pending = u.credits_pending
-    FROM unnest($23::bigint[], $24::bigint[], $25::bigint[], $26::bigint[], $27::bigint[])
-         AS u(pk, debits_posted, credits_posted, debits_pending, credits_pending)
-    WHERE a.pk = u.pk
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM inserted) AS inserted, (SELECT count(*) FROM resolved) AS resolved,
-       (SELECT count(*) FROM balanced) AS balanced
-"""
+WRITE_ERRORS = {"LW001": "a concurrent writer took one of the new transfer ids", "LW002": "write mismatch"}
+"""SQLSTATEs raised by ``ledger_write`` (migrations/0006_write_document.sql)."""
+
+
+def sql_literal(text: str) -> str:
+    """``text`` as a SQL string literal. Safe because every connection runs with
+    ``standard_conforming_strings = on`` (db.py): inside '...' only the quote is special."""
+    if "\x00" in text:
+        raise ValueError("NUL cannot appear in a PostgreSQL string")
+    return "'" + text.replace("'", "''") + "'"
 
 
 class _Retry(Exception):
@@ -211,7 +198,12 @@ async def _load_state(
     return LedgerState(accounts=accounts, transfers=transfers, now=now, block=block), before
 
 
-async def _write(conn: asyncpg.Connection, state: LedgerState, before: dict[Key, tuple[int, int, int, int]]) -> None:
+def _write_statement(state: LedgerState, before: dict[Key, tuple[int, int, int, int]]) -> str:
+    """Step 4 and 5 as one simple-protocol message: ``SELECT ledger_write('<doc>'); COMMIT``.
+
+    asyncpg has no pipelining, so a parameterised write and a COMMIT would be two round trips
+    while the accounts are locked; one message with the document as a literal is one.
+    """
     new = [t for t in state.transfers.values() if t.is_new]
     # Loaded transfers that this transaction resolved carry one of its event numbers.
     resolved = [
@@ -225,43 +217,22 @@ async def _write(conn: asyncpg.Connection, state: LedgerState, before: dict[Key,
         if (a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending) != before[key]
     ]
     if not new and not resolved and not changed:
+        return "COMMIT"
+    doc = _DOCUMENT.encode({"new": new, "resolved": resolved, "accounts": changed}).decode()
+    return f"SELECT ledger_write({sql_literal(doc)}::jsonb); COMMIT"
+
+
+_DOCUMENT = msgspec.json.Encoder()
+
+
+async def _rollback(conn: asyncpg.Connection) -> None:
+    """Undo a failed attempt; a connection that died meanwhile is the caller's error to report."""
+    if conn.is_closed() or not conn.is_in_transaction():
         return
-    row = await conn.fetchrow(
-        WRITE,
-        [t.tenant_id for t in new],
-        [t.id for t in new],
-        [t.debit_account_id for t in new],
-        [t.credit_account_id for t in new],
-        [t.amount for t in new],
-        [t.currency for t in new],
-        [t.pending for t in new],
-        [t.timeout_seconds for t in new],
-        [t.status for t in new],
-        [t.posted_amount for t in new],
-        [t.expires_at for t in new],
-        [t.metadata for t in new],
-        [t.created_at for t in new],
-        [t.updated_at for t in new],
-        [t.seq for t in new],
-        [t.resolved_seq for t in new],
-        [t.tenant_id for t in resolved],
-        [t.id for t in resolved],
-        [t.status for t in resolved],
-        [t.posted_amount for t in resolved],
-        [t.updated_at for t in resolved],
-        [t.resolved_seq for t in resolved],
-        [a.pk for a in changed],
-        [a.debits_posted for a in changed],
-        [a.credits_posted for a in changed],
-        [a.debits_pending for a in changed],
-        [a.credits_pending for a in changed],
-    )
-    assert row is not None
-    if row["inserted"] != len(new):
-        raise _Retry("a concurrent writer took one of the new transfer ids")
-    if row["resolved"] != len(resolved) or row["balanced"] != len(changed):
-        # Impossible while the account locks hold; refuse to commit a partial write.
-        raise RuntimeError(f"write mismatch: {dict(row)} for {len(resolved)} resolved, {len(changed)} accounts")
+    try:
+        await conn.execute("ROLLBACK")
+    except Exception:  # the original error is the one that matters
+        log.debug("rollback failed", exc_info=True)
 
 
 async def apply_requests(
@@ -280,20 +251,31 @@ async def apply_requests(
     extra: set[Key] = set(lock_also) | await _accounts_of_targets(conn, requests)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         plan = _plan(requests, extra)
+        await conn.execute("BEGIN")
         try:
-            async with conn.transaction():
-                state, before = await _load_state(conn, plan)
-                with spans.rules(requests) as span:
-                    state.expire_due()
-                    outcomes = [state.apply(request) for request in requests]
-                    spans.rejected(span, outcomes)
-                await _write(conn, state, before)
+            state, before = await _load_state(conn, plan)
+            with spans.rules(requests) as span:
+                state.expire_due()
+                outcomes = [state.apply(request) for request in requests]
+                spans.rejected(span, outcomes)
+            await conn.execute(_write_statement(state, before))
             return outcomes
         except _Retry as retry:
+            await _rollback(conn)
             extra |= retry.extra_accounts
             log.debug("write transaction re-run", extra={"reason": str(retry), "attempt": attempt})
         except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+            await _rollback(conn)
             log.warning("write transaction re-run after %s", type(exc).__name__, extra={"attempt": attempt})
+        except asyncpg.PostgresError as exc:
+            await _rollback(conn)
+            if exc.sqlstate == "LW001":
+                log.debug("write transaction re-run", extra={"reason": WRITE_ERRORS["LW001"], "attempt": attempt})
+                continue
+            raise
+        except BaseException:
+            await _rollback(conn)
+            raise
     raise RuntimeError(f"write transaction did not settle after {MAX_ATTEMPTS} attempts")
 
 
