@@ -79,6 +79,10 @@ def _parameters() -> dict[str, Any]:
     }
     for name, value in examples.PARAMETERS.items():
         parameters[name]["example"] = value
+    for parameter in parameters.values():
+        # Generators document an argument from its schema's description, not the parameter's.
+        if "$ref" not in parameter["schema"]:
+            parameter["schema"]["description"] = parameter["description"]
     return parameters
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from services.ledger.schemas import MAX_BATCH_ITEMS
+from services.gateway.openapi_schemas import MAX_BATCH_ITEMS
 from shared.errors import ErrorCode as E
 from shared.web import MAX_BODY_BYTES
 

@@ -14,6 +14,9 @@ emits one small, typed model set:
   ``date-time`` on timestamps;
 - descriptions are written for the public (the Structs' docstrings mention internal endpoints).
 
+This is the only module of the document that imports the ledger's (a pure data module: Structs and
+constants, ADR 0025); the others take the batch limit from here.
+
 Invariant: nothing here loosens a request constraint msgspec produced, so the document never
 promises to accept a body the services refuse.
 """
@@ -29,6 +32,9 @@ from shared.errors import ErrorCode, ErrorItem, Problem
 from shared.session_api import LoginRequest, SessionCreated
 
 REF = "#/components/schemas/{name}"
+
+MAX_BATCH_ITEMS = ledger.MAX_BATCH_ITEMS
+"""Most transfers in one batch: ``maxItems`` here, 413 ``batch_too_large`` above it."""
 
 PAGE_LIMIT_MAX = 1000
 """Largest ``limit`` of a list endpoint (public-api.md section 2; the ledger's ``MAX_LIMIT``)."""
@@ -60,7 +66,7 @@ _DESCRIPTIONS = {
     "same `id` 409 `id_conflict`. `timeout_seconds` is only allowed with `pending: true`.",
     "Transfer": "A transfer. `posted_amount` is `amount` once posted in one phase, the posted part of a posted "
     "two-phase transfer, and 0 otherwise; `expires_at` is null unless pending with a timeout.",
-    "BatchCreate": f"Body of `POST /v1/transfers/batch`: 1 to {ledger.MAX_BATCH_ITEMS} transfers, evaluated in "
+    "BatchCreate": f"Body of `POST /v1/transfers/batch`: 1 to {MAX_BATCH_ITEMS} transfers, evaluated in "
     "order as if sent one by one. `atomic: true` applies all or none.",
     "BatchData": "An atomic batch applied: every transfer, in request order.",
     "BatchResults": "A non-atomic batch: one result per item, in request order.",
@@ -158,8 +164,17 @@ def component_schemas() -> dict[str, Any]:
         "description": "ISO 4217 code or a custom asset code.",
         "examples": ["USD"],
     }
-    schemas["NormalBalance"] = {"type": "string", "enum": ["credit", "debit"], "description": "Which side grows it."}
-    schemas["TransferStatus"] = {"type": "string", "enum": ["posted", "pending", "voided", "expired"]}
+    schemas["NormalBalance"] = {
+        "type": "string",
+        "enum": ["credit", "debit"],
+        "description": "The side that increases the balance: `credit` (the default; e.g. a customer wallet) "
+        "or `debit` (e.g. a funding or bank account).",
+    }
+    schemas["TransferStatus"] = {
+        "type": "string",
+        "enum": ["posted", "pending", "voided", "expired"],
+        "description": "`pending` reserves the amount until posted, voided or expired (past `expires_at`).",
+    }
     schemas["ErrorCode"] = _error_code()
     schemas["AccountPage"] = _page("Account")
     schemas["TransferPage"] = _page("Transfer")
@@ -197,7 +212,7 @@ def component_schemas() -> dict[str, Any]:
     result["index"] = {"type": "integer", "minimum": 0}
     result["status"] = {"type": "integer", "minimum": 200, "maximum": 599}
 
-    batch = ledger.MAX_BATCH_ITEMS
+    batch = MAX_BATCH_ITEMS
     schemas["BatchCreate"]["properties"]["transfers"].update(minItems=1, maxItems=batch)
     schemas["BatchData"]["properties"]["data"]["maxItems"] = batch
     schemas["BatchResults"]["properties"]["results"]["maxItems"] = batch
