@@ -3,6 +3,9 @@
 Every failure a client can see is a :class:`ProblemError` carrying one stable :class:`ErrorCode`
 (public-api.md section 6). Services raise it; :mod:`shared.web` turns it into an
 ``application/problem+json`` response. Clients branch on ``code``, never on ``detail``.
+
+Every 401 carries ``WWW-Authenticate`` (RFC 9110 section 11.6.1 requires a challenge): the API's
+one scheme, ``Bearer`` (RFC 6750), whatever raised it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from enum import StrEnum
 import msgspec
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+BEARER_CHALLENGE = 'Bearer realm="ledger"'
+"""The ``WWW-Authenticate`` challenge of every 401."""
 
 
 class ErrorCode(StrEnum):
@@ -146,6 +152,8 @@ class ProblemError(Exception):
         self.errors = errors
         self.headers = headers or {}
         self.field = field
+        if code.status == 401:
+            self.headers.setdefault("WWW-Authenticate", BEARER_CHALLENGE)
 
     @property
     def status(self) -> int:

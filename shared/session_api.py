@@ -6,11 +6,27 @@ gateway's OpenAPI document describes them from here); the rest are internal only
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from msgspec import Meta, Struct
 
 Secret = Annotated[str, Meta(min_length=1, max_length=512)]
+
+_KEY_ID = re.compile(r"ak_[0-9a-f]{24}")
+
+
+def key_id_of(api_key: str) -> str | None:
+    """The key id of a presented API key (``<key_id>.<secret>``), or None when it cannot be one:
+    the gateway limits logins per key id before the session service looks the key up."""
+    key_id, dot, secret = api_key.partition(".")
+    if not dot or not secret or not _KEY_ID.fullmatch(key_id):
+        return None
+    return key_id
+
+
+def valid_key_id(key_id: str) -> bool:
+    return _KEY_ID.fullmatch(key_id) is not None
 
 
 class LoginRequest(Struct, forbid_unknown_fields=True):

@@ -44,7 +44,11 @@ class Components:
         self.store = SessionStore(settings)
         cache = SessionCache(self.redis, settings.redis_key_prefix, settings.session_cache_ttl_seconds)
         self.service = SessionService(
-            self.store, cache, settings.session_ttl_seconds, settings.session_cache_ttl_seconds + 60
+            self.store,
+            cache,
+            settings.session_ttl_seconds,
+            settings.session_cache_ttl_seconds + 60,
+            max_live_per_key=settings.sessions_max_live_per_key,
         )
         self.bootstrapped = asyncio.Event()
         self._bootstrap_task: asyncio.Task[None] | None = None

@@ -9,18 +9,17 @@ needed, and login stays one hash). Session tokens are 256 random bits too, store
 from __future__ import annotations
 
 import hmac
-import re
 import secrets
 import uuid
 from datetime import UTC, datetime
 
+from shared.session_api import key_id_of as key_id_of  # re-exported: one parser of API keys
+from shared.session_api import valid_key_id as valid_key_id
 from shared.session_cache import token_hash
 from shared.timefmt import rfc3339 as rfc3339  # re-exported: the one formatter
 
 KEY_ID_PREFIX = "ak_"
 TOKEN_PREFIX = "st_"
-
-_KEY_ID = re.compile(r"^ak_[0-9a-f]{24}$")
 
 
 def new_tenant_id() -> str:
@@ -37,18 +36,6 @@ def new_api_key(key_id: str) -> str:
 
 def new_session_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-def key_id_of(api_key: str) -> str | None:
-    """The key id part of a presented API key, or None when it cannot be one of ours."""
-    key_id, dot, secret = api_key.partition(".")
-    if not dot or not secret or not _KEY_ID.fullmatch(key_id):
-        return None
-    return key_id
-
-
-def valid_key_id(key_id: str) -> bool:
-    return bool(_KEY_ID.fullmatch(key_id))
 
 
 def hash_secret(secret: str) -> str:

@@ -2,7 +2,9 @@
 
 Used by the session service's routes and by ``./scripts/admin``; all state is in DynamoDB
 (:mod:`services.session.store`), with the Redis cache (:mod:`services.session.cache`) in front of
-sessions. Revocations write Redis first (so every gateway refuses at once) and DynamoDB second
+sessions. An API key has at most ``max_live_per_key`` live sessions (``SESSIONS_MAX_LIVE_PER_KEY``):
+a login beyond it is 429 ``rate_limited`` with ``Retry-After`` (when the oldest one expires), and
+logging out frees a place at once. Revocations write Redis first (so every gateway refuses at once) and DynamoDB second
 (so a cache miss cannot bring the session back); a failure of either is reported, never hidden.
 """
 
@@ -57,12 +59,19 @@ _UNAUTHORIZED = "missing, unknown, expired or revoked token"
 
 class SessionService:
     def __init__(
-        self, store: SessionStore, cache: SessionCache, session_ttl_seconds: int, tombstone_ttl_seconds: int
+        self,
+        store: SessionStore,
+        cache: SessionCache,
+        session_ttl_seconds: int,
+        tombstone_ttl_seconds: int,
+        max_live_per_key: int | None = None,
     ) -> None:
         self.store = store
         self.cache = cache
         self.session_ttl_seconds = session_ttl_seconds
         self.tombstone_ttl_seconds = tombstone_ttl_seconds
+        self.max_live_per_key = max_live_per_key
+        """None: no cap (the admin CLI, which opens no sessions)."""
 
     # -- admin ---------------------------------------------------------------------------------
 
@@ -89,6 +98,7 @@ class SessionService:
             await self.store.revoke_api_key(key_id, keys.rfc3339(keys.utc_now()))
         except NotFound:
             raise UnknownKey(key_id) from None
+        await self.cache.forget_key(key_id)
 
     # -- sessions ------------------------------------------------------------------------------
 
@@ -107,11 +117,31 @@ class SessionService:
             expires_at_epoch=expires_at_epoch,
             revoked=False,
         )
-        await self.store.put_session(session, keys.rfc3339(keys.utc_now()))
+        await self._admit(session)
+        try:
+            await self.store.put_session(session, keys.rfc3339(keys.utc_now()))
+        except BaseException:
+            await self.cache.forget_session(session.key_id, session.token_hash)
+            raise
         await self.cache.fill(session.token_hash, session.tenant_id, session.key_id, expires_at_epoch)
         expires_at = keys.rfc3339(datetime.fromtimestamp(expires_at_epoch, UTC))
         log.info("session opened", extra={"tenant_id": record.tenant_id, "key_id": record.key_id})
         return NewSession(token=token, expires_at=expires_at, tenant_id=record.tenant_id)
+
+    async def _admit(self, session: SessionRecord) -> None:
+        """Take one of the key's live-session places, or refuse the login (429)."""
+        cap = self.max_live_per_key
+        if cap is None:
+            return
+        wait = await self.cache.admit_session(session.key_id, session.token_hash, session.expires_at_epoch, cap)
+        if wait is not None:
+            log.info("login refused: live session cap", extra={"tenant_id": session.tenant_id, "key_id": session.key_id})
+            raise ProblemError(
+                ErrorCode.RATE_LIMITED,
+                f"this API key has {cap} live sessions, the most allowed: end one (DELETE /v1/sessions/current) "
+                f"or retry after {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
 
     async def introspect(self, token: str) -> ActiveSession:
         """The live session behind ``token`` read from DynamoDB (the cache missed); fills the cache."""
@@ -128,5 +158,7 @@ class SessionService:
     async def revoke(self, token: str) -> None:
         hashed = token_hash(token)
         await self.cache.tombstone(hashed, self.tombstone_ttl_seconds)
-        await self.store.revoke_session(hashed)
+        key_id = await self.store.revoke_session(hashed)
+        if key_id is not None:
+            await self.cache.forget_session(key_id, hashed)
         log.info("session revoked")

@@ -253,16 +253,19 @@ class SessionStore:
             revoked=bool(item.get("revoked", {}).get("BOOL", False)),
         )
 
-    async def revoke_session(self, hashed_token: str) -> None:
-        """Mark the session revoked; a no-op when it does not exist (any more)."""
+    async def revoke_session(self, hashed_token: str) -> str | None:
+        """Mark the session revoked and return its key id; None when it does not exist (any more)."""
         try:
-            await self._call(
+            result = await self._call(
                 "update_item",
                 TableName=self.tables["sessions"],
                 Key={"token_hash": {"S": hashed_token}},
                 UpdateExpression="SET revoked = :t",
                 ConditionExpression="attribute_exists(token_hash)",
                 ExpressionAttributeValues={":t": {"BOOL": True}},
+                ReturnValues="ALL_OLD",
             )
         except NotFound:
-            return
+            return None
+        key_id: str | None = result.get("Attributes", {}).get("key_id", {}).get("S")
+        return key_id
