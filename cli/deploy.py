@@ -1,4 +1,4 @@
-"""``./scripts/deploy --env NAME [--region R] [--dry-run] [--endpoint-url URL] [--allow-replacement]``
+"""``./scripts/deploy --env NAME [--region R] [--dry-run] [--endpoint-url URL] [--allow-replacement] [--tier T]``
 
 Synthesizes the tier templates and deploys them in dependency order, each as stack ``<env>-<tier>``,
 through change sets (see ``stacks/deployer.py`` and docs/runbooks.md). Exit status: 0 success (no
@@ -37,6 +37,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="template parameter value, e.g. ContainerImage=...:sha or CertificateArn=arn:... (repeatable)",
     )
     parser.add_argument("--templates", type=Path, default=None, help="deploy <tier>.json from DIR instead of synth")
+    parser.add_argument(
+        "--tier",
+        action="append",
+        default=[],
+        choices=TIERS,
+        help="deploy only this tier (repeatable), e.g. --tier backup in the backup copy region",
+    )
     parser.add_argument("--artifacts-bucket", default=None, help="S3 bucket for templates over 51,200 bytes")
     parser.add_argument("--poll-seconds", type=int, default=15, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -75,9 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         poll_seconds=max(1, args.poll_seconds),
         emulator=args.endpoint_url is not None,
     )
-    return Deployer(clients, options, out=lambda line: print(line, flush=True)).deploy_all(
-        load_templates(args.templates)
-    )
+    templates = load_templates(args.templates)
+    if args.tier:
+        templates = {tier: body for tier, body in templates.items() if tier in args.tier}
+    return Deployer(clients, options, out=lambda line: print(line, flush=True)).deploy_all(templates)
 
 
 if __name__ == "__main__":

@@ -202,6 +202,7 @@ def secure_bucket(
     kms_key_arn: object | None,
     access_log_bucket: s3.Bucket | None,
     log_prefix: str = "",
+    object_lock_days: object | None = None,
 ) -> s3.Bucket:
     """A private, versioned, encrypted, retained bucket with lifecycle expiry.
 
@@ -209,7 +210,9 @@ def secure_bucket(
     by a failed first create cannot block a rerun, while deleting one that already holds objects
     would fail the rollback itself.
 
-    ``kms_key_arn`` None means SSE-S3 (for log destinations that do not support SSE-KMS)."""
+    ``kms_key_arn`` None means SSE-S3 (for log destinations that do not support SSE-KMS).
+    ``object_lock_days`` turns on S3 Object Lock in compliance mode with that default retention:
+    no one, the account root included, can delete or overwrite an object version before it ends."""
     if kms_key_arn is None:
         encryption = s3.ServerSideEncryptionByDefault(SSEAlgorithm="AES256")
         rule = s3.ServerSideEncryptionRule(ServerSideEncryptionByDefault=encryption)
@@ -239,6 +242,12 @@ def secure_bucket(
     if access_log_bucket is not None:
         props["LoggingConfiguration"] = s3.LoggingConfiguration(
             DestinationBucketName=Ref(access_log_bucket), LogFilePrefix=log_prefix or f"{title}/"
+        )
+    if object_lock_days is not None:
+        props["ObjectLockEnabled"] = True
+        props["ObjectLockConfiguration"] = s3.ObjectLockConfiguration(
+            ObjectLockEnabled="Enabled",
+            Rule=s3.ObjectLockRule(DefaultRetention=s3.DefaultRetention(Mode="COMPLIANCE", Days=object_lock_days)),
         )
     bucket = s3.Bucket(title, DeletionPolicy="Retain", UpdateReplacePolicy="Retain", **props)
     return template.add_resource(bucket)

@@ -1,4 +1,6 @@
-"""Compliance tier: a multi-region CloudTrail trail and the AWS Config recorder, with their buckets."""
+"""Compliance tier: a multi-region CloudTrail trail (its bucket under S3 Object Lock, compliance mode),
+the AWS Config recorder with its bucket (skipped with ``CreateConfigRecorder=false`` where an
+organisation already records) and the AWS Config rules of ``stacks.compliance_rules``."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from stacks.common import (
     sizing,
     tags,
 )
+from stacks.compliance_rules import CREATE_RECORDER, add_config_rules, add_recorder_parameter
 from stacks.config import PlatformConfig
 from stacks.naming import SecurityExports, import_value
 
@@ -35,6 +38,8 @@ def _trail(t: Template, platform: PlatformConfig, audit_key: object, access_logs
         expire_days=sizing("AuditRetentionDays"),
         kms_key_arn=audit_key,
         access_log_bucket=access_logs,  # type: ignore[arg-type]
+        # Log-file validation proves tampering after the fact; Object Lock prevents it.
+        object_lock_days=sizing("AuditObjectLockDays"),
     )
     service = Principal("Service", "cloudtrail.amazonaws.com")
     source = Condition(iam.StringEquals({"aws:SourceArn": trail_arn}))
@@ -110,7 +115,9 @@ def _trail(t: Template, platform: PlatformConfig, audit_key: object, access_logs
     t.add_resource(trail)
 
 
-def _config(t: Template, platform: PlatformConfig, audit_key: object, access_logs: object) -> None:
+def _config(
+    t: Template, platform: PlatformConfig, audit_key: object, access_logs: object
+) -> tuple[cfg.ConfigurationRecorder, cfg.DeliveryChannel]:
     bucket = secure_bucket(
         t,
         platform,
@@ -192,7 +199,7 @@ def _config(t: Template, platform: PlatformConfig, audit_key: object, access_log
             RecordingGroup=cfg.RecordingGroup(AllSupported=True, IncludeGlobalResourceTypes=True),
         )
     )
-    t.add_resource(
+    channel = t.add_resource(
         cfg.DeliveryChannel(
             "ConfigDeliveryChannel",
             DependsOn=[policy.title, recorder.title],
@@ -201,6 +208,11 @@ def _config(t: Template, platform: PlatformConfig, audit_key: object, access_log
             ConfigSnapshotDeliveryProperties=cfg.ConfigSnapshotDeliveryProperties(DeliveryFrequency="TwentyFour_Hours"),
         )
     )
+    # An account whose organisation already records (one recorder per region is all AWS allows)
+    # skips all of this; the rules below then evaluate with the organisation's recorder.
+    for resource in (bucket, policy, role, recorder, channel):
+        resource.Condition = CREATE_RECORDER
+    return recorder, channel
 
 
 def build(platform: PlatformConfig) -> Template:
@@ -235,5 +247,7 @@ def build(platform: PlatformConfig) -> Template:
         ],
     )
     _trail(t, platform, audit_key, access_logs)
-    _config(t, platform, audit_key, access_logs)
+    add_recorder_parameter(t)
+    recorder, channel = _config(t, platform, audit_key, access_logs)
+    add_config_rules(t, recorder, channel)
     return t

@@ -75,6 +75,17 @@ class EnvironmentConfig:
     alb_log_retention_days: int
     """Days ALB access logs stay in their bucket before expiring."""
 
+    audit_object_lock_days: int
+    """Days S3 Object Lock (compliance mode) keeps each CloudTrail object immutable, even for the
+    account root; at most ``audit_retention_days``."""
+
+    backup_daily_retention_days: int
+    """Days AWS Backup keeps the daily recovery points of Aurora and DynamoDB (and their cross-region
+    copies); also the vault lock's minimum retention."""
+
+    backup_monthly_retention_days: int
+    """Days AWS Backup keeps the monthly recovery points; also the vault lock's maximum retention."""
+
     waf_rate_limit_per_5_minutes: int
     """Requests one client IP may send in any 5 minutes before the WAF rate rule blocks it."""
 
@@ -121,6 +132,11 @@ class EnvironmentConfig:
             raise ValueError(f"{self.name}: server_error_rate_percent must be in (0, 100]")
         if self.server_error_min_requests_per_minute < 1 or self.ledger_latency_p99_ms < 1:
             raise ValueError(f"{self.name}: alarm thresholds must be positive")
+        if not self.audit_object_lock_days <= self.audit_retention_days:
+            raise ValueError(f"{self.name}: audit_object_lock_days must not exceed audit_retention_days")
+        if not 7 <= self.backup_daily_retention_days <= self.backup_monthly_retention_days:
+            # 7: the vault lock's minimum retention must be at least 1 day, and a week of dailies is the floor.
+            raise ValueError(f"{self.name}: need 7 <= backup_daily_retention_days <= backup_monthly_retention_days")
         if not VERIFIER_FIRST_REPORT_MINUTES < self.verifier_silence_minutes <= 1440:
             # 1440: an alarm evaluates at most one day of one-minute periods.
             raise ValueError(
@@ -257,6 +273,9 @@ DEV = EnvironmentConfig(
     log_retention_days=365,
     audit_retention_days=400,
     alb_log_retention_days=90,
+    audit_object_lock_days=30,
+    backup_daily_retention_days=14,
+    backup_monthly_retention_days=35,
     waf_rate_limit_per_5_minutes=2000,
     rate_limit_per_second=100,
     rate_limit_burst=200,
@@ -282,6 +301,9 @@ PROD = EnvironmentConfig(
     log_retention_days=731,
     audit_retention_days=2557,
     alb_log_retention_days=365,
+    audit_object_lock_days=2557,
+    backup_daily_retention_days=35,
+    backup_monthly_retention_days=400,
     waf_rate_limit_per_5_minutes=20000,
     rate_limit_per_second=1000,
     rate_limit_burst=2000,

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from troposphere import Export, ImportValue, Output, Parameter, Sub, Template
 
-TIERS: tuple[str, ...] = ("network", "security", "data", "compute", "observability", "compliance")
+TIERS: tuple[str, ...] = ("network", "security", "data", "compute", "observability", "compliance", "backup")
 """Every tier, in dependency (deploy) order."""
 
 
@@ -24,6 +24,7 @@ class Tier(StrEnum):
     COMPUTE = "compute"
     OBSERVABILITY = "observability"
     COMPLIANCE = "compliance"
+    BACKUP = "backup"
 
     @property
     def parameter(self) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from troposphere import Template
 
-from stacks import compliance, compute, data, network, observability, security
+from stacks import backup, compliance, compute, data, network, observability, security
 from stacks.config import PLATFORM, PlatformConfig
 from stacks.naming import TIERS
 
@@ -25,6 +25,7 @@ BUILDERS: dict[str, Callable[[PlatformConfig], Template]] = {
     "compute": compute.build,
     "observability": observability.build,
     "compliance": compliance.build,
+    "backup": backup.build,
 }
 assert tuple(BUILDERS) == TIERS
 

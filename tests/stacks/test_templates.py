@@ -15,7 +15,7 @@ REGIONS = ["eu-west-1", "us-east-1"]
 
 
 def test_synth_writes_one_template_per_tier_in_dependency_order(templates: dict[str, Json]) -> None:
-    assert list(templates) == ["network", "security", "data", "compute", "observability", "compliance"]
+    assert list(templates) == ["network", "security", "data", "compute", "observability", "compliance", "backup"]
 
 
 def test_every_parameter_has_a_description(templates: dict[str, Json]) -> None:
