@@ -99,6 +99,8 @@ _HEADERS = {
     "RateLimit-Remaining": _header("Requests left in the burst.", {"type": "integer", "minimum": 0}),
     "RateLimit-Reset": _header("Seconds until the burst is full again.", {"type": "integer", "minimum": 0}),
     "Retry-After": _header("Seconds to wait before retrying.", {"type": "integer", "minimum": 0}),
+    "WWW-Authenticate": _header("The challenge of every 401: the `Bearer` scheme.", {"type": "string"}),
+    "Cache-Control": _header("`no-store`: the body holds a credential.", {"type": "string", "const": "no-store"}),
     "Idempotent-Replayed": _header(
         "`true` on a response replayed for a repeated Idempotency-Key.",
         {"type": "string", "enum": ["true"]},
@@ -113,6 +115,8 @@ def _error_response(status: int) -> dict[str, Any]:
     headers = {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}}
     if status in (429, 503):
         headers["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
+    if status == 401:
+        headers["WWW-Authenticate"] = {"$ref": "#/components/headers/WWW-Authenticate"}
     return {
         "description": f"{description} `code`: " + ", ".join(f"`{code}`" for code in codes) + ".",
         "headers": headers,
@@ -132,9 +136,8 @@ def _media(schema: str, named: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def _operation(op: Operation) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     for status, (description, schema) in sorted(op.ok.items()):
-        names = ["X-Request-Id"]
-        if op.authenticated:
-            names += ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"]
+        # Every success is counted against a limit (the tenant's, or the login limits) and says so.
+        names = ["X-Request-Id", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", *op.success_headers]
         headers = {name: {"$ref": f"#/components/headers/{name}"} for name in names}
         if op.idempotent:
             headers["Idempotent-Replayed"] = {"$ref": "#/components/headers/Idempotent-Replayed"}
@@ -179,8 +182,8 @@ _DESCRIPTION = f"""Double-entry accounts and transfers for fintech teams.
   on `code`, never on `detail`. Any path or method not listed here answers 404 `not_found`.
 - Log in with `createSession` and send `Authorization: Bearer <token>` on every other call. Any
   authenticated POST may carry `Idempotency-Key`.
-- Every response carries `X-Request-Id`; every authenticated one `RateLimit-Limit`,
-  `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503 carry `Retry-After`.
+- Every response carries `X-Request-Id`; every authenticated one, and every login, `RateLimit-Limit`,
+  `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503 carry `Retry-After`, 401 `WWW-Authenticate`.
 """
 
 

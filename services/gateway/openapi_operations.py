@@ -17,7 +17,7 @@ from shared.web import MAX_BODY_BYTES
 # One shared response per error status; its name is what readers of the document see.
 ERROR_RESPONSES = {
     400: ("BadRequest", "The request is malformed: bad JSON, wrong types, unknown fields, out-of-range values."),
-    401: ("Unauthorized", "No valid credential."),
+    401: ("Unauthorized", "No valid credential; the answer carries the `WWW-Authenticate: Bearer` challenge."),
     404: (
         "NotFound",
         "No such resource for this tenant (another tenant's ids answer exactly the same). Any "
@@ -70,6 +70,8 @@ class Operation:
     """Names in ``components.parameters``."""
     authenticated: bool = True
     description: str | None = None
+    success_headers: tuple[str, ...] = ()
+    """Names in ``components.headers`` that 2xx answers carry besides the ones every operation has."""
 
     @property
     def idempotent(self) -> bool:
@@ -90,10 +92,15 @@ OPERATIONS = [
             401: [E.INVALID_API_KEY],
             413: [E.PAYLOAD_TOO_LARGE],
             415: [E.UNSUPPORTED_MEDIA_TYPE],
+            429: [E.RATE_LIMITED],
             503: [E.UNAVAILABLE],
         },
         body="LoginRequest",
         authenticated=False,
+        success_headers=("Cache-Control",),
+        description="Logins are limited per API key and per client address, and live sessions per key: "
+        "past a limit, 429 `rate_limited` with `Retry-After` (log out to free a session). The token is "
+        "never to be cached: the 201 carries `Cache-Control: no-store`.",
     ),
     Operation(
         "delete",
