@@ -3,7 +3,9 @@
 Files ``migrations/NNNN_name.sql`` are applied in order, each in its own transaction together with
 its row in ``schema_migrations`` (version, name, checksum). A session-level advisory lock makes
 concurrent runners wait for each other instead of racing; an already-applied file whose checksum
-changed is refused, since editing history would make environments silently differ.
+changed is refused, since editing history would make environments silently differ. Once migration
+0005 has created the least-privilege roles, every later migration runs as ``ledger_migrate``
+(``SET ROLE``), the owner of the schema; the service connects as the DML-only ``ledger_app``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import asyncpg
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _LOCK_KEY = 0x1ED6E5  # arbitrary, constant: the advisory lock every runner takes
+MIGRATION_ROLE = "ledger_migrate"
+"""Owner of the schema objects (migration 0005); the application connects as ``APP_ROLE``."""
+APP_ROLE = "ledger_app"
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,22 @@ async def ensure_database(dsn: str) -> None:
         await conn.close()
 
 
+async def _become_migration_role(conn: asyncpg.Connection) -> None:
+    """Run the next migration as ``ledger_migrate`` once migration 0005 has set that role up in this
+    database, so every schema object is created by (and owned by) the migration role, whoever
+    connected: the master user on Aurora, a superuser locally, or the role itself. Checked before
+    each migration because 0005 may be among the ones this run applies."""
+    ready = await conn.fetchval(
+        """SELECT current_user <> $1
+                  AND has_schema_privilege($1, current_schema(), 'CREATE')
+                  AND pg_has_role(current_user, $1, 'MEMBER')
+             FROM pg_roles WHERE rolname = $1""",
+        MIGRATION_ROLE,
+    )
+    if ready:
+        await conn.execute(f"SET ROLE {MIGRATION_ROLE}")
+
+
 async def migrate(dsn: str) -> list[int]:
     """Create the database if needed and apply pending migrations; returns the versions applied."""
     await ensure_database(dsn)
@@ -86,6 +107,7 @@ async def migrate(dsn: str) -> list[int]:
                             f"migration {migration.version}_{migration.name} changed after it was applied"
                         )
                     continue
+                await _become_migration_role(conn)
                 async with conn.transaction():
                     await conn.execute(migration.sql)
                     await conn.execute(
