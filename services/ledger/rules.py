@@ -110,7 +110,11 @@ class WriteRequest:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """The result of one operation: 201 created, 200 replayed or resolved, or an error code."""
+    """The result of one operation: 201 created, 200 replayed or resolved, or an error code.
+
+    ``transfer`` is a copy taken when the operation was applied: a later operation of the same
+    group (a post of a transfer created just before it) must not change what this one answers.
+    """
 
     status: int
     transfer: TransferState | None = None
@@ -211,7 +215,7 @@ class LedgerState:
         existing = self.transfers.get((tenant_id, body.id))
         if existing is not None:
             if existing.same_request(body):
-                return Outcome(status=200, transfer=existing)
+                return Outcome(status=200, transfer=replace(existing))
             return _fail(ErrorCode.ID_CONFLICT, "this id was used for a different transfer", "id")
         if body.debit_account_id == body.credit_account_id:
             return _fail(ErrorCode.SAME_ACCOUNT, "debit and credit account must differ", "credit_account_id")
@@ -269,7 +273,7 @@ class LedgerState:
         key = (tenant_id, body.id)
         self.transfers[key] = transfer
         self._undo.append((None, "__new__", key))
-        return Outcome(status=201, transfer=transfer, applied=True)
+        return Outcome(status=201, transfer=replace(transfer), applied=True)
 
     def _resolve(self, transfer: TransferState, status: TransferStatus, posted: int) -> Outcome:
         """Post ``posted`` of a reservation (0 for a void) and release the rest."""
@@ -285,4 +289,4 @@ class LedgerState:
         self._set(transfer, "posted_amount", posted)
         self._set(transfer, "updated_at", self.now)
         self._set(transfer, "resolved_seq", self._next_seq())
-        return Outcome(status=200, transfer=transfer, applied=True)
+        return Outcome(status=200, transfer=replace(transfer), applied=True)
