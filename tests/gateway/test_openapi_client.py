@@ -39,8 +39,9 @@ def generated(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> I
     """The generated package, imported, and what the generator printed."""
     folder = tmp_path_factory.mktemp("generated")
     bin_dir = Path(sys.executable).parent
-    # The generator formats its output with ruff (its post hooks), found on PATH like a user's shell would.
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # The generator formats its output with ruff (its post hooks), found on PATH like a user's shell would;
+    # it fetches the document from this machine, never through a proxy the environment may name.
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "NO_PROXY": "127.0.0.1"}
     result = subprocess.run(
         [
             str(bin_dir / "openapi-python-client"),
