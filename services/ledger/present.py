@@ -2,13 +2,18 @@
 
 Timestamps are formatted here, in one place, as RFC 3339 UTC with microseconds and ``Z``
 (public-api.md section 2), always with six fractional digits, so clients can compare them as
-strings.
+strings. List cursors are sealed per tenant here too (see "cursors" below): opaque, and valid only
+for the tenant and the list they were made for.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
+import functools
+import hashlib
+import hmac
+import re
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -72,23 +77,53 @@ def problem_of(outcome: Outcome) -> ProblemError:
 
 
 # -- cursors ---------------------------------------------------------------------------------
-# Opaque to clients: a kind tag and a position, base64url. A cursor of another kind, or one that
-# does not decode, is 400 invalid_request.
+# A list position (an account's pk, a transfer's seq) is a global counter: in clear it would tell a
+# tenant how busy the others are. So a cursor is the position sealed under a key of its own for each
+# tenant, derived from the ledger's secret: deterministic authenticated encryption (SIV) built from
+# HMAC-SHA256. tag = HMAC(k, "tag" | kind | position)[:12] is the synthetic IV; the position is
+# XORed with HMAC(k, "pad" | tag)[:8]. Opening it recomputes the tag, so a cursor that was altered,
+# forged, made for another tenant or for another list does not open: 400 invalid_request. Changing
+# the secret (INTERNAL_TOKEN) invalidates outstanding cursors; a client then lists from the start.
+
+_CURSOR_CONTEXT = b"ledger list cursor v1\x00"
+_CURSOR = re.compile(r"[A-Za-z0-9_-]{27}")  # 20 bytes, base64url without padding
+_TAG_BYTES = 12
+MAX_POSITION = 2**63 - 1
 
 
-def encode_cursor(kind: str, position: int) -> str:
-    return base64.urlsafe_b64encode(f"{kind}:{position}".encode()).decode().rstrip("=")
+@functools.lru_cache(maxsize=4096)
+def _tenant_key(secret: str, tenant: uuid.UUID) -> bytes:
+    return hmac.new(secret.encode(), _CURSOR_CONTEXT + tenant.bytes, hashlib.sha256).digest()
 
 
-def decode_cursor(kind: str, cursor: str | None) -> int:
+def _prf(key: bytes, *parts: bytes) -> bytes:
+    return hmac.new(key, b"".join(parts), hashlib.sha256).digest()
+
+
+def _xor(data: bytes, pad: bytes) -> bytes:
+    return bytes(a ^ b for a, b in zip(data, pad, strict=False))
+
+
+def encode_cursor(kind: str, position: int, tenant: uuid.UUID, secret: str) -> str:
+    """The cursor after ``position`` in list ``kind`` of ``tenant``."""
+    key = _tenant_key(secret, tenant)
+    plain = position.to_bytes(8, "big")
+    tag = _prf(key, b"tag", kind.encode(), plain)[:_TAG_BYTES]
+    sealed = tag + _xor(plain, _prf(key, b"pad", tag))
+    return base64.urlsafe_b64encode(sealed).decode().rstrip("=")
+
+
+def decode_cursor(kind: str, cursor: str | None, tenant: uuid.UUID, secret: str) -> int:
+    """The position in ``cursor`` (-1 without one); 400 unless ``tenant`` got it for list ``kind``."""
     if cursor is None:
         return -1
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        tag, _, position = raw.partition(":")
-        value = int(position)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        value, tag = -1, ""
-    if tag != kind or value < 0 or value > 2**63 - 1 or len(cursor) > 64:
-        raise ProblemError(ErrorCode.INVALID_REQUEST, "malformed cursor", field="cursor")
-    return value
+    if _CURSOR.fullmatch(cursor):
+        raw = base64.urlsafe_b64decode(cursor + "=")
+        key = _tenant_key(secret, tenant)
+        tag = raw[:_TAG_BYTES]
+        plain = _xor(raw[_TAG_BYTES:], _prf(key, b"pad", tag))
+        if hmac.compare_digest(tag, _prf(key, b"tag", kind.encode(), plain)[:_TAG_BYTES]):
+            position = int.from_bytes(plain, "big")
+            if position <= MAX_POSITION:
+                return position
+    raise ProblemError(ErrorCode.INVALID_REQUEST, "malformed cursor", field="cursor")
