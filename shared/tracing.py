@@ -24,6 +24,12 @@ decides for each public request by ``OTEL_TRACES_SAMPLER_ARG`` whatever the call
 (a client cannot force its requests to be traced); the ledger and session service follow the
 gateway's decision.
 
+**Shutdown**: the batch span processor exports every few seconds from a background thread, and
+the SDK's own flush runs from ``atexit``, which never runs here: uvicorn re-raises SIGTERM after
+its graceful shutdown, so the process ends by the signal. :func:`instrument_app` therefore flushes
+the exporter when the app's lifespan shutdown completes (after the last request and the shutdown
+hooks), bounded by :data:`FLUSH_TIMEOUT_SECONDS`, so a task stop in ECS keeps its last spans.
+
 **Privacy**: span names and URL attributes carry route templates (``/v1/accounts/{account_id}``),
 never ids or query strings; no header is captured (``Authorization``, ``X-Internal-Token`` and
 cookies are redacted even if header capture is switched on by environment); no request or
@@ -34,6 +40,7 @@ business identifier on a span is the ledger's ``ledger.transfer_id``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -49,6 +56,9 @@ LIBRARIES = frozenset({"asyncpg", "redis", "aiobotocore"})
 
 SENSITIVE_HEADERS = ["authorization", "x-internal-token", "cookie", "set-cookie", "x-api-key"]
 """Redacted by the HTTP instrumentations even if header capture is enabled by environment."""
+
+FLUSH_TIMEOUT_SECONDS = 5.0
+"""Longest the exporter may take to send the last spans at shutdown (ECS allows 30 s in all)."""
 
 _ID_SEGMENT = {"accounts": "{account_id}", "transfers": "{transfer_id}"}
 _LITERAL_SEGMENTS = frozenset({"", "batch"})
@@ -193,7 +203,39 @@ def instrument_app(app: Any, service: str, settings: Settings, libraries: Iterab
         tracer_provider=_provider,
         http_capture_headers_sanitize_fields=SENSITIVE_HEADERS,
     )
-    return RequestSampling(app, traced, _provider, trace_header_var)
+    return _FlushOnShutdown(RequestSampling(app, traced, _provider, trace_header_var))
+
+
+def flush_and_stop() -> None:
+    """Export every finished span now and stop the exporter (blocking, bounded): the last thing
+    tracing does in a process. A no-op while tracing is off."""
+    if _provider is None:
+        return
+    timeout_millis = int(FLUSH_TIMEOUT_SECONDS * 1000)
+    if not _provider.force_flush(timeout_millis):
+        log.warning("spans not flushed in time at shutdown", extra={"timeout_s": FLUSH_TIMEOUT_SECONDS})
+    _provider.shutdown()
+
+
+class _FlushOnShutdown:
+    """Outermost of the tracing wrappers: when the app reports its lifespan shutdown complete (or
+    failed), the finished spans are exported before the server hears of it and exits."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_after_flush(message: Any) -> None:
+            if message["type"] in {"lifespan.shutdown.complete", "lifespan.shutdown.failed"}:
+                # In a thread: the exporter blocks (gRPC, stderr), and the loop may still have work.
+                await asyncio.to_thread(flush_and_stop)
+            await send(message)
+
+        await self.app(scope, receive, send_after_flush)
 
 
 class _UnsampledUntraced:
