@@ -44,8 +44,13 @@ async def test_ledger_down(api: Api, platform: Platform) -> None:
     tenant = await quick_tenant(platform, api)
     account = await api.account(tenant)
     other = await api.account(tenant)
-    transfer = {"id": str(uuid.uuid4()), "debit_account_id": account["id"], "credit_account_id": other["id"],
-                "amount": 7, "currency": "USD"}
+    transfer = {
+        "id": str(uuid.uuid4()),
+        "debit_account_id": account["id"],
+        "credit_account_id": other["id"],
+        "amount": 7,
+        "currency": "USD",
+    }
     key = {"Idempotency-Key": "during-ledger-outage"}
     with stopped(platform, "ledger"):
         _unavailable(await api.call("GET", f"/v1/accounts/{account['id']}", token=tenant.token))
@@ -81,14 +86,24 @@ async def test_session_service_down(api: Api, platform: Platform) -> None:
 
 async def test_redis_down(api: Api, platform: Platform) -> None:
     tenant = await quick_tenant(platform, api)
-    kept = await api.call("POST", "/v1/accounts", json={"currency": "USD"}, token=tenant.token,
-                          headers={"Idempotency-Key": "before-outage"})
+    kept = await api.call(
+        "POST",
+        "/v1/accounts",
+        json={"currency": "USD"},
+        token=tenant.token,
+        headers={"Idempotency-Key": "before-outage"},
+    )
     assert kept.status == 201
     with stopped(platform, "redis"):
         _unavailable(await api.call("GET", "/v1/accounts", token=tenant.token))
         for key in (None, "during-outage"):
-            reply = await api.call("POST", "/v1/accounts", json={"currency": "USD"}, token=tenant.token,
-                                   headers={"Idempotency-Key": key} if key else {})
+            reply = await api.call(
+                "POST",
+                "/v1/accounts",
+                json={"currency": "USD"},
+                token=tenant.token,
+                headers={"Idempotency-Key": key} if key else {},
+            )
             _unavailable(reply)
         _unavailable(await api.call("DELETE", "/v1/sessions/current", token=tenant.token))
         # Login only needs DynamoDB (the cache fill is best effort).
@@ -97,12 +112,22 @@ async def test_redis_down(api: Api, platform: Platform) -> None:
         # Nothing the client was told failed was written.
         assert await _ledger_accounts(api, platform, tenant) == [kept.json["id"]]
     # Redis' append-only file kept the session cache and the idempotency records.
-    replay = await api.call("POST", "/v1/accounts", json={"currency": "USD"}, token=tenant.token,
-                            headers={"Idempotency-Key": "before-outage"})
+    replay = await api.call(
+        "POST",
+        "/v1/accounts",
+        json={"currency": "USD"},
+        token=tenant.token,
+        headers={"Idempotency-Key": "before-outage"},
+    )
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert (await api.call("GET", "/v1/accounts", token=late.json["token"])).status == 200
-    again = await api.call("POST", "/v1/accounts", json={"currency": "USD"}, token=tenant.token,
-                           headers={"Idempotency-Key": "during-outage"})
+    again = await api.call(
+        "POST",
+        "/v1/accounts",
+        json={"currency": "USD"},
+        token=tenant.token,
+        headers={"Idempotency-Key": "during-outage"},
+    )
     assert again.status == 201
     assert "Idempotent-Replayed" not in again.headers
 
@@ -118,3 +143,17 @@ async def test_dynamodb_unresponsive(api: Api, platform: Platform) -> None:
     finally:
         platform.dynamodb.thaw()
     assert (await api.call("POST", "/v1/sessions", json={"api_key": tenant.api_key})).status == 201
+
+
+async def test_refused_tokens_are_refused_from_memory(api: Api, platform: Platform) -> None:
+    """A token refused once is refused again by the same gateway without Redis or the session
+    service (UNKNOWN_TOKEN_CACHE_SECONDS): a flood of bad tokens costs neither. Without the
+    memory, Redis being down makes the same request 503."""
+    bad = "st_never-issued-" + uuid.uuid4().hex
+    first = await api.call("GET", "/v1/accounts", token=bad)
+    assert (first.status, first.code) == (401, "unauthorized")
+    with stopped(platform, "redis"):
+        again = await api.call("GET", "/v1/accounts", token=bad)
+        assert (again.status, again.code) == (401, "unauthorized")
+        other = await api.call("GET", "/v1/accounts", token="st_never-issued-" + uuid.uuid4().hex)
+        _unavailable(other)  # never seen: nothing to answer it from

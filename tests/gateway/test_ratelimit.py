@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 from tests.support.api import Api, Tenant
@@ -27,8 +30,9 @@ async def test_past_the_burst_requests_get_429_with_retry_after(
         remaining.append(int(reply.headers["RateLimit-Remaining"]))
         assert int(reply.headers["RateLimit-Reset"]) >= 1
     assert remaining == [2, 1, 0]
-    limited = await api.call("POST", "/v1/accounts", json={"currency": "USD"}, token=tenant.token,
-                             base_url=strict_gateway.url)
+    limited = await api.call(
+        "POST", "/v1/accounts", json={"currency": "USD"}, token=tenant.token, base_url=strict_gateway.url
+    )
     assert (limited.status, limited.code) == (429, "rate_limited")
     assert int(limited.headers["Retry-After"]) >= 1
     assert limited.headers["RateLimit-Remaining"] == "0"
@@ -49,9 +53,46 @@ async def test_limits_are_per_tenant(api: Api, platform: Platform, strict_gatewa
 
 
 async def test_every_authenticated_response_has_ratelimit_headers(api: Api, tenant_a: Tenant) -> None:
-    for method, path in [("GET", "/v1/accounts"), ("GET", f"/v1/accounts/{'0' * 8}-0000-4000-8000-{'0' * 12}"),
-                         ("GET", "/v1/accounts?limit=0"), ("POST", "/v1/transfers")]:
+    for method, path in [
+        ("GET", "/v1/accounts"),
+        ("GET", f"/v1/accounts/{'0' * 8}-0000-4000-8000-{'0' * 12}"),
+        ("GET", "/v1/accounts?limit=0"),
+        ("POST", "/v1/transfers"),
+    ]:
         reply = await api.call(method, path, token=tenant_a.token, json={} if method == "POST" else None)
         assert reply.status < 500
         for header in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"):
             assert header in reply.headers, (path, reply)
+
+
+async def test_local_leases_bound_admission_across_two_gateways(api: Api, platform: Platform) -> None:
+    """Two gateways admit from local leases of one Redis budget (services/gateway/rate_budget.py):
+    over any window the fleet admits at most burst + rate x t + N x max_chunk, and loses at most
+    N x max_chunk to leases that expire unspent."""
+    rate, burst = 50.0, 400
+    max_chunk = min(64, burst // 16)  # 25, as RateBudget sizes it
+    gateways = [platform.extra_gateway(RATE_LIMIT_PER_SECOND=str(rate), RATE_LIMIT_BURST=str(burst)) for _ in range(2)]
+    tenant = await quick_tenant(platform, api)
+    admitted = limited = 0
+    started = time.monotonic()
+
+    async def client(url: str) -> None:
+        nonlocal admitted, limited
+        for _ in range(150):  # bounded: 8 clients x 150 requests
+            reply = await api.call("GET", "/v1/accounts?limit=1", token=tenant.token, base_url=url)
+            assert reply.status in (200, 429), reply
+            if reply.status == 200:
+                admitted += 1
+            else:
+                limited += 1
+                assert reply.code == "rate_limited" and int(reply.headers["Retry-After"]) >= 1
+
+    try:
+        await asyncio.gather(*(client(g.url) for g in gateways for _ in range(4)))
+    finally:
+        for gateway in gateways:
+            gateway.stop()
+    elapsed = time.monotonic() - started
+    assert limited > 0, "the load must exceed the budget for the bound to mean anything"
+    assert admitted <= burst + rate * elapsed + 2 * max_chunk, (admitted, elapsed)
+    assert admitted >= burst - 2 * max_chunk, (admitted, elapsed)
