@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 import msgspec
 
+from shared.credentials import database_password
 from shared.errors import unavailable
 
 ACQUIRE_TIMEOUT_SECONDS = 5.0
@@ -49,6 +50,7 @@ async def create_pool(dsn: str, size: int) -> asyncpg.Pool:
     """A pool that opens connections on demand, so the service starts even while PostgreSQL is down."""
     pool = await asyncpg.create_pool(
         dsn,
+        password=database_password(dsn),  # DATABASE_IAM_AUTH: a fresh IAM token per connection
         min_size=0,
         max_size=size,
         init=_init_connection,
