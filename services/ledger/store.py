@@ -14,13 +14,14 @@ The transaction, step by step (READ COMMITTED):
    earlier writer of these accounts, and the database clock. If a due reservation or a transfer
    to post/void involves an account not locked yet, roll back and start again with it included.
 3. Evaluate the rules in memory (:mod:`services.ledger.rules`), in request order.
-4. Write everything with one call of ``ledger_write`` (migrations/0006): new transfers (``INSERT
+4. Write everything in one statement (``ledger_write``, migrations/0006, for the small groups of
+   single transfers; :data:`WRITE` over binary arrays for batches): new transfers (``INSERT
    ... ON CONFLICT DO NOTHING``: if a concurrent writer took one of the ids with other accounts,
    roll back and re-evaluate, which then sees its transfer and answers replay or
    ``id_conflict``), resolved transfers, and the accounts' new counters (absolute values, safe
    because the rows are locked).
-5. Commit, in the same message as step 4 (one round trip while the accounts are locked). Only
-   after the commit returns does any caller get its 2xx.
+5. Commit, for small groups in the same message as step 4 (one round trip while the accounts are
+   locked). Only after the commit returns does any caller get its 2xx.
 
 The transaction is driven by hand (BEGIN, the lock-and-read call, then the write-and-COMMIT
 message) rather than by ``conn.transaction()``, which would send COMMIT on its own.
@@ -34,11 +35,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
-import msgspec
 
 from services.ledger import spans
 from services.ledger.rules import (
-    EVENTS_PER_BLOCK,
     AccountState,
     CreateTransfer,
     Key,
@@ -50,6 +49,7 @@ from services.ledger.rules import (
     WriteRequest,
 )
 from services.ledger.schemas import AccountCreate
+from services.ledger.write import WRITE_ERRORS, Retry, write
 from shared.errors import ErrorCode, ProblemError
 
 log = logging.getLogger(__name__)
@@ -69,25 +69,6 @@ TRANSFER_ACCOUNTS = """
 SELECT t.tenant_id, t.debit_account_id, t.credit_account_id FROM transfers t
 JOIN unnest($1::uuid[], $2::uuid[]) AS w(tenant_id, id) ON t.tenant_id = w.tenant_id AND t.id = w.id
 """
-
-WRITE_ERRORS = {"LW001": "a concurrent writer took one of the new transfer ids", "LW002": "write mismatch"}
-"""SQLSTATEs raised by ``ledger_write`` (migrations/0006_write_document.sql)."""
-
-
-def sql_literal(text: str) -> str:
-    """``text`` as a SQL string literal. Safe because every connection runs with
-    ``standard_conforming_strings = on`` (db.py): inside '...' only the quote is special."""
-    if "\x00" in text:
-        raise ValueError("NUL cannot appear in a PostgreSQL string")
-    return "'" + text.replace("'", "''") + "'"
-
-
-class _Retry(Exception):
-    """Roll back and run the transaction again (with ``extra_accounts`` locked too)."""
-
-    def __init__(self, reason: str, extra_accounts: Iterable[Key] = ()) -> None:
-        super().__init__(reason)
-        self.extra_accounts = set(extra_accounts)
 
 
 @dataclass(slots=True)
@@ -191,38 +172,11 @@ async def _load_state(
                 if account not in accounts:
                     missing.add(account)
     if missing:
-        raise _Retry("accounts of a reservation were not locked", missing)
+        raise Retry("accounts of a reservation were not locked", missing)
     before = {
         key: (a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending) for key, a in accounts.items()
     }
     return LedgerState(accounts=accounts, transfers=transfers, now=now, block=block), before
-
-
-def _write_statement(state: LedgerState, before: dict[Key, tuple[int, int, int, int]]) -> str:
-    """Step 4 and 5 as one simple-protocol message: ``SELECT ledger_write('<doc>'); COMMIT``.
-
-    asyncpg has no pipelining, so a parameterised write and a COMMIT would be two round trips
-    while the accounts are locked; one message with the document as a literal is one.
-    """
-    new = [t for t in state.transfers.values() if t.is_new]
-    # Loaded transfers that this transaction resolved carry one of its event numbers.
-    resolved = [
-        t
-        for t in state.transfers.values()
-        if not t.is_new and t.resolved_seq is not None and t.resolved_seq // EVENTS_PER_BLOCK == state.block
-    ]
-    changed = [
-        a
-        for key, a in state.accounts.items()
-        if (a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending) != before[key]
-    ]
-    if not new and not resolved and not changed:
-        return "COMMIT"
-    doc = _DOCUMENT.encode({"new": new, "resolved": resolved, "accounts": changed}).decode()
-    return f"SELECT ledger_write({sql_literal(doc)}::jsonb); COMMIT"
-
-
-_DOCUMENT = msgspec.json.Encoder()
 
 
 async def _rollback(conn: asyncpg.Connection) -> None:
@@ -258,9 +212,9 @@ async def apply_requests(
                 state.expire_due()
                 outcomes = [state.apply(request) for request in requests]
                 spans.rejected(span, outcomes)
-            await conn.execute(_write_statement(state, before))
+            await write(conn, state, before)
             return outcomes
-        except _Retry as retry:
+        except Retry as retry:
             await _rollback(conn)
             extra |= retry.extra_accounts
             log.debug("write transaction re-run", extra={"reason": str(retry), "attempt": attempt})
