@@ -126,10 +126,10 @@ class Settings:
     group_commit_max_items: int = field(default_factory=lambda: _env_int("GROUP_COMMIT_MAX_ITEMS", 512))
     """Most transfer operations the ledger commits in one database transaction."""
 
-    group_commit_max_inflight: int = field(default_factory=lambda: _env_int("GROUP_COMMIT_MAX_INFLIGHT", 4))
+    group_commit_max_inflight: int = field(default_factory=lambda: _env_int("GROUP_COMMIT_MAX_INFLIGHT", 1))
     """Group transactions one ledger process runs at once, over disjoint sets of accounts: groups
-    that share an account (a hot one) run one after another, so a second group never just waits
-    on a lock while splitting the queue (ADR 0007)."""
+    that share an account (a hot one) run one after another (ADR 0007). 1 measured best on 2 cores
+    even for uniform loads (docs/performance.md); raise it on bigger instances."""
 
     group_commit_enabled: bool = field(default_factory=lambda: _env_bool("GROUP_COMMIT_ENABLED", True))
     """When false every request commits its own transaction (used by tests and benchmarks)."""
