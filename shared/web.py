@@ -148,11 +148,14 @@ character the database cannot store), 23 integrity constraint violation (CHECK, 
 
 
 def _from_unexpected(_: Request, exc: Exception) -> Response[bytes]:
+    return problem_response(unexpected_problem(exc))
+
+
+def unexpected_problem(exc: Exception) -> ProblemError:
+    """The problem to answer for an exception no code path turned into one (logged here)."""
     if isinstance(exc, ConnectionError | TimeoutError):
         log.warning("dependency unreachable", exc_info=exc)
-        return problem_response(
-            ProblemError(ErrorCode.UNAVAILABLE, "a dependency is unavailable", headers={"Retry-After": "1"})
-        )
+        return ProblemError(ErrorCode.UNAVAILABLE, "a dependency is unavailable", headers={"Retry-After": "1"})
     sqlstate = getattr(exc, "sqlstate", None)  # asyncpg's errors, without importing asyncpg here
     if isinstance(sqlstate, str) and sqlstate[:2] in _INPUT_SQLSTATE_CLASSES:
         # Validation refuses such values first; this backstop keeps a gap there a 400 rather than a
@@ -166,9 +169,9 @@ def _from_unexpected(_: Request, exc: Exception) -> Response[bytes]:
                 "table": getattr(exc, "table_name", None),
             },
         )
-        return problem_response(ProblemError(ErrorCode.INVALID_REQUEST, "a value of the request cannot be stored"))
+        return ProblemError(ErrorCode.INVALID_REQUEST, "a value of the request cannot be stored")
     log.error("unhandled error", exc_info=exc)
-    return problem_response(ProblemError(ErrorCode.INTERNAL_ERROR, "internal error"))
+    return ProblemError(ErrorCode.INTERNAL_ERROR, "internal error")
 
 
 def exception_handlers() -> dict[Any, Callable[..., Response[bytes]]]:

@@ -28,6 +28,7 @@ from shared.http import INTERNAL_TOKEN_HEADER, TENANT_HEADER, require_internal_t
 from shared.logging import request_id_var
 from shared.transfer_group import GroupItem, GroupResult
 from shared.web import read_body as read_request_body
+from shared.web import unexpected_problem
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +132,8 @@ async def apply_group(runtime: LedgerRuntime, items: list[GroupItem]) -> list[Gr
         except ProblemError as error:
             results[index] = _result(*refused(error, item.request_id), error)
             continue
-        except Exception:  # a lone call would be a 500; its neighbours are unaffected
-            log.exception("transfer write failed", extra={"request_id": item.request_id})
-            failure = ProblemError(ErrorCode.INTERNAL_ERROR, "internal error")
+        except Exception as exc:  # answered as the lone call would be; its neighbours are unaffected
+            failure = unexpected_problem(exc)
             results[index] = _result(*refused(failure, item.request_id), failure)
             continue
         results[index] = _result(*answer(outcomes[0], item.request_id))
