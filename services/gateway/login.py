@@ -111,8 +111,12 @@ class LoginLimiter:
         try:
             allowed, index, remaining, retry_after, reset = await self._script(keys=keys, args=args)
         except RedisError as exc:
-            log.warning("redis unavailable for the login limits", extra={"error": repr(exc)})
-            raise unavailable("the rate limiter is unavailable; retry later") from exc
+            # Fail open: a login needs only DynamoDB, which checks the key itself (ADR 0020), and
+            # the contract keeps logins working through a Redis outage. No headers then.
+            log.warning("redis unavailable for the login limits; admitting", extra={"error": repr(exc)})
+            return RateDecision(
+                allowed=True, limit=limits[0].burst, remaining=limits[0].burst, reset_us=0, retry_after_us=0
+            )
         decision = RateDecision(
             allowed=bool(int(allowed)),
             limit=limits[int(index) - 1].burst,
@@ -154,4 +158,3 @@ async def open_session(request: Request[Any, Any, Any]) -> Response[bytes]:
         problem = unavailable("the session service is unavailable; retry later")
     problem.headers.update(headers)
     raise problem
-

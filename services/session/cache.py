@@ -64,7 +64,8 @@ class SessionCache:
 
     async def admit_session(self, key_id: str, hashed_token: str, expires_at_epoch: int, cap: int) -> int | None:
         """Count a new session of ``key_id``: None when admitted, else the seconds until a place
-        frees up. Raises when Redis cannot be asked (the cap fails closed, like revocation)."""
+        frees up. Redis unreachable: admitted (fail open, logged): a login needs only DynamoDB by
+        contract, which checks the key itself; the cap is a guard against runaway clients."""
         try:
             wait = int(
                 await self._admit_session(
@@ -72,7 +73,8 @@ class SessionCache:
                 )
             )
         except RedisError as exc:
-            raise CacheUnavailable(repr(exc)) from exc
+            log.warning("live session cap not checked: redis unavailable", extra={"error": repr(exc)})
+            return None
         return None if wait < 0 else wait
 
     async def forget_session(self, key_id: str, hashed_token: str) -> None:
