@@ -5,7 +5,10 @@ Two ways, by size, writing the same rows (ADR 0007):
 - small groups (single transfers, the hot path): one simple-protocol message, ``SELECT
   ledger_write('<json document>'); COMMIT`` (migration 0006), so the write and the COMMIT are one
   round trip while the accounts are locked;
-- large groups (batches): :data:`WRITE` over binary arrays, then COMMIT.
+- large groups (batches), and any group while tracing records it: :data:`WRITE` over binary
+  arrays, then COMMIT. A traced statement's text becomes a span attribute, and the document
+  literal would put amounts, account ids and metadata into traces; the parameterised statement
+  keeps them out.
 
 Either raises :class:`Retry` when a concurrent writer took one of the new transfer ids (the
 transaction is re-run and then sees that transfer), and refuses a partial write.
@@ -19,6 +22,7 @@ import asyncpg
 import msgspec
 
 from services.ledger.rules import EVENTS_PER_BLOCK, AccountState, Key, LedgerState, TransferState
+from shared import tracing
 
 WRITE_ERRORS = {"LW001": "a concurrent writer took one of the new transfer ids", "LW002": "write mismatch"}
 """SQLSTATEs raised by ``ledger_write`` (migrations/0006_write_document.sql)."""
@@ -95,7 +99,7 @@ async def write(conn: asyncpg.Connection, state: LedgerState, before: dict[Key, 
     ]
     if not new and not resolved and not changed:
         await conn.execute("COMMIT")
-    elif len(new) + len(resolved) <= DOCUMENT_MAX_ROWS:
+    elif len(new) + len(resolved) <= DOCUMENT_MAX_ROWS and not tracing.recording():
         # asyncpg has no pipelining: a parameterised write and a COMMIT would be two round trips
         # while the accounts are locked; one simple-protocol message with the document is one.
         doc = _DOCUMENT.encode({"new": new, "resolved": resolved, "accounts": changed}).decode()

@@ -17,6 +17,9 @@ def _platform(database_url: str, redis_prefix: str, receiver: Receiver, **overri
     env = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         "OTEL_BSP_SCHEDULE_DELAY": "50",  # export within 50 ms, so tests need not wait long
+        # Every request resolves its token in Redis (or the session service), so a trace shows the
+        # whole path; the gateway's in-memory session cache (ADR 0028) would hide it.
+        "SESSION_LOCAL_CACHE_SECONDS": "0",
         **overrides,
     }
     return Platform(database_url, redis_prefix, overrides=env)

@@ -71,10 +71,13 @@ from services.session.app import create_app as session
 from shared import tracing
 from shared.http import HttpPool
 from shared.web import RequestContextMiddleware
+from services.gateway.dot_segments import RefuseDotSegments
 from litestar import Litestar
 for create in (gateway, ledger, session):
     app = create()
-    assert isinstance(app, RequestContextMiddleware) and isinstance(app.app, Litestar), app
+    assert isinstance(app, RequestContextMiddleware), app
+    inner = app.app.app if isinstance(app.app, RefuseDotSegments) else app.app  # the gateway's path guard
+    assert isinstance(inner, Litestar), inner
 assert not tracing.enabled() and tracing.client_trace_configs() == []
 for method in (asyncpg.connection.Connection.fetch, redis.asyncio.Redis.execute_command,
                aiobotocore.client.AioBaseClient._make_api_call, aiohttp.ClientSession.__init__):
