@@ -19,12 +19,28 @@ COPY shared ./shared
 COPY services ./services
 RUN python -m compileall -q shared services
 
+# --- rds-ca: the CA bundle the ledger verifies Aurora's certificate with (sslmode=verify-full) -------
+# Fetched over HTTPS from the documented AWS trust store and checked to be a non-empty bundle of
+# parseable certificates; pin it with --build-arg RDS_CA_BUNDLE_SHA256=<sha256> for a bit-exact build.
+FROM ${PYTHON_IMAGE} AS rds-ca
+ARG RDS_CA_BUNDLE_URL=https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
+ARG RDS_CA_BUNDLE_SHA256=
+ADD ${RDS_CA_BUNDLE_URL} /rds-ca/global-bundle.pem
+RUN python -c "import hashlib, re, ssl, sys; \
+pem = open('/rds-ca/global-bundle.pem').read(); \
+certs = re.findall(r'-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----', pem, re.S); \
+[ssl.PEM_cert_to_DER_cert(c) for c in certs]; \
+digest = hashlib.sha256(pem.encode()).hexdigest(); \
+want = '${RDS_CA_BUNDLE_SHA256}'; \
+sys.exit('RDS CA bundle: no certificates' if not certs else 'RDS CA bundle: sha256 %s != %s' % (digest, want) if want and want != digest else 0)"
+
 # --- runtime: the interpreter, the venv and the code; nothing else, never root --------------------
 FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /app /app
+COPY --from=rds-ca --chmod=0444 /rds-ca/global-bundle.pem /etc/ssl/certs/rds-global-bundle.pem
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -1,8 +1,10 @@
-"""``./scripts/deploy --env NAME [--region R] [--dry-run] [--endpoint-url URL] [--allow-replacement] [--tier T]``
+"""``./scripts/deploy --env NAME [--region R] [--dry-run] [--endpoint-url URL] [--allow-replacement] [--tier T] [--yes]``
 
 Synthesizes the tier templates and deploys them in dependency order, each as stack ``<env>-<tier>``,
 through change sets (see ``stacks/deployer.py`` and docs/runbooks.md). Exit status: 0 success (no
-changes included), 1 failure, 2 refused (a stateful resource would be replaced or deleted).
+changes included), 1 failure, 2 refused (a stateful resource would be replaced or deleted, or the
+change set was not confirmed: each one is shown, access changes called out, and executed only after
+a "y" at the terminal or with ``--yes``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import boto3
@@ -23,7 +26,10 @@ from stacks.synth import synthesize
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="deploy", description="Deploy the tier stacks through change sets.")
     parser.add_argument("--env", required=True, choices=PLATFORM.environment_names(), help="environment name")
-    parser.add_argument("--region", default=None, help="AWS region (default: AWS_REGION / profile)")
+    parser.add_argument(
+        "--region", default=None, help="AWS region; else AWS_REGION, else the profile's region (no default)"
+    )
+    parser.add_argument("--yes", action="store_true", help="execute change sets without asking (CI)")
     parser.add_argument("--dry-run", action="store_true", help="create and print change sets, execute none")
     parser.add_argument("--endpoint-url", default=None, help="send every AWS call to this endpoint (tests)")
     parser.add_argument(
@@ -49,6 +55,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def resolve_region(flag: str | None, env: Mapping[str, str], profile_region: str | None) -> str:
+    """``--region``, else ``AWS_REGION``, else the profile's (``AWS_DEFAULT_REGION`` or the config
+    file's); never a silent default, since a guessed region deploys a second platform elsewhere."""
+    region = flag or env.get("AWS_REGION") or profile_region
+    if not region:
+        raise SystemExit("no region: pass --region, set AWS_REGION or configure a region for the profile")
+    return region
+
+
 def load_templates(directory: Path | None) -> dict[str, str]:
     if directory is None:
         return synthesize()
@@ -66,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         if not sep:
             raise SystemExit(f"--parameter expects KEY=VALUE, got {item!r}")
         parameters[key] = value
-    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "eu-west-1"
+    region = resolve_region(args.region, os.environ, boto3.session.Session().region_name)
     session = boto3.session.Session(region_name=region)
 
     def client(service: str) -> object:
@@ -81,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         artifacts_bucket=args.artifacts_bucket,
         poll_seconds=max(1, args.poll_seconds),
         emulator=args.endpoint_url is not None,
+        assume_yes=args.yes,
     )
     templates = load_templates(args.templates)
     if args.tier:

@@ -8,6 +8,7 @@ from troposphere import applicationautoscaling as aas
 
 from stacks.common import ENV_PARAM, log_group, sizing, tags
 from stacks.compute_alb import Edge
+from stacks.compute_migrate import build_migration_task, database_url
 from stacks.config import PlatformConfig, ServiceSpec
 from stacks.naming import ComputeExports, DataExports, NetworkExports, SecurityExports, add_export, import_value
 
@@ -73,12 +74,11 @@ def _environment(t: Template, platform: PlatformConfig, svc: ServiceSpec) -> lis
         "OTEL_RESOURCE_ATTRIBUTES": Sub(f"deployment.environment=${{{ENV_PARAM}}}"),
     }
     if svc.name == "ledger":
-        # No password in the DSN: asyncpg (like libpq) takes it from PGPASSWORD, a secret.
-        values["DATABASE_URL"] = Sub(
-            f"postgresql://{platform.database_master_username}@${{Host}}:{platform.database_port}"
-            f"/{platform.database_name}?sslmode=require",
-            Host=import_value(t, DataExports.CLUSTER_ENDPOINT),
-        )
+        # The DML-only role, no password anywhere: every new connection signs a 15-minute IAM token
+        # (shared/credentials.py), so no rotation can leave a running task with a stale one; and
+        # the server's certificate is verified against the RDS CA bundle in the image (ADR 0107).
+        values["DATABASE_URL"] = database_url(t, platform, platform.database_app_username)
+        values["DATABASE_IAM_AUTH"] = "true"
     return [ecs.Environment(Name=name, Value=values[name]) for name in sorted(values)]
 
 
@@ -88,9 +88,6 @@ def _secrets(t: Template, svc: ServiceSpec) -> list[ecs.Secret]:
     if svc.name in ("gateway", "session"):
         redis = import_value(t, DataExports.REDIS_SECRET_ARN)
         secrets.append(ecs.Secret(Name="REDIS_URL", ValueFrom=Sub("${Arn}:url::", Arn=redis)))
-    if svc.name == "ledger":
-        master = import_value(t, DataExports.MASTER_SECRET_ARN)
-        secrets.append(ecs.Secret(Name="PGPASSWORD", ValueFrom=Sub("${Arn}:password::", Arn=master)))
     return secrets
 
 
@@ -243,6 +240,8 @@ def build_services(t: Template, platform: PlatformConfig, edge: Edge, logs_key: 
         t.add_resource(service)
         internal.append(service.title)
         add_export(t, ComputeExports.service_name(svc.name), GetAtt(service, "Name"))
+        if svc.name == "ledger":
+            build_migration_task(t, platform, Ref(group))
         target = t.add_resource(
             aas.ScalableTarget(
                 f"{key}ScalableTarget",

@@ -57,6 +57,10 @@ class EnvironmentConfig:
     performance_insights_retention_days: int
     """Days Performance Insights keeps its data (7 is the free tier; 731 the maximum)."""
 
+    aurora_connections_alarm: int
+    """``AuroraConnectionsAlarm`` threshold: about 80% of the instance class's default max_connections
+    (Aurora PostgreSQL: memory / 9,531,392 bytes; 4 GiB ~ 450, 16 GiB ~ 1,800)."""
+
     redis_node_type: str
     """ElastiCache node type of every Redis node."""
 
@@ -204,6 +208,14 @@ class PlatformConfig:
     database_port: int = 5432
     """PostgreSQL port."""
 
+    database_app_username: str = "ledger_app"
+    """The DML-only role the ledger service connects as, with IAM database authentication (created
+    by migration 0005; ``services.ledger.migrate.APP_ROLE``). Only the one-off migration task uses
+    the master user."""
+
+    rds_ca_bundle_path: str = "/etc/ssl/certs/rds-global-bundle.pem"
+    """Where the image holds the RDS CA bundle (Dockerfile); ``sslrootcert`` of ``sslmode=verify-full``."""
+
     redis_port: int = 6379
     """Redis port."""
 
@@ -265,6 +277,7 @@ class PlatformConfig:
 DEV = EnvironmentConfig(
     name="dev",
     aurora_instance_class="db.t4g.medium",
+    aurora_connections_alarm=350,
     aurora_backup_retention_days=7,
     performance_insights_retention_days=7,
     redis_node_type="cache.t4g.small",
@@ -293,6 +306,7 @@ DEV = EnvironmentConfig(
 PROD = EnvironmentConfig(
     name="prod",
     aurora_instance_class="db.r7g.large",
+    aurora_connections_alarm=1400,
     aurora_backup_retention_days=35,
     performance_insights_retention_days=31,
     redis_node_type="cache.r7g.large",

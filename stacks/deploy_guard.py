@@ -36,9 +36,11 @@ STATEFUL_TYPES: dict[str, tuple[str, ...]] = {
     "AWS::KMS::Key": ("KeySpec", "KeyUsage", "MultiRegion"),
     "AWS::S3::Bucket": ("BucketName",),
     "AWS::SecretsManager::Secret": ("Name",),
+    # A replaced vault would orphan its locked recovery points (they cannot move) (ADR 0106).
+    "AWS::Backup::BackupVault": ("BackupVaultName", "EncryptionKeyArn"),
 }
-"""Stateful resource types (database, table, cache, key, bucket, secret) and the properties whose
-change replaces them."""
+"""Stateful resource types (database, table, cache, key, bucket, secret, backup vault) and the
+properties whose change replaces them."""
 
 
 @dataclass(frozen=True)

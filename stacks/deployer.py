@@ -13,6 +13,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from stacks.deploy_guard import Change, dangerous_changes, data_stack_policy, permissive_stack_policy
+from stacks.deploy_review import Confirm, ask_at_terminal, security_callouts
 from stacks.naming import TIERS, stack_name
 
 MAX_TEMPLATE_BODY = 51_200
@@ -29,6 +30,10 @@ class Refused(DeployError):
     """A change set would replace or delete a stateful resource and --allow-replacement is absent."""
 
 
+class NotConfirmed(Refused):
+    """The operator did not confirm the change set (or there was no terminal and no --yes)."""
+
+
 @dataclass
 class Options:
     environment: str
@@ -41,6 +46,8 @@ class Options:
     max_attempts: int = 240
     emulator: bool = False
     """True with --endpoint-url: APIs the emulator lacks (termination protection) only warn."""
+    assume_yes: bool = False
+    """--yes: execute every change set without asking (CI)."""
 
 
 @dataclass
@@ -55,13 +62,16 @@ Printer = Callable[[str], None]
 
 
 class Deployer:
-    def __init__(self, clients: Clients, options: Options, out: Printer = print) -> None:
+    def __init__(
+        self, clients: Clients, options: Options, out: Printer = print, confirm: Confirm = ask_at_terminal
+    ) -> None:
         self.cfn = clients.cloudformation
         self.s3 = clients.s3
         self.sts = clients.sts
         self.region = clients.region
         self.options = options
         self.say = out
+        self.confirm = confirm
         self._bucket: str | None = None
 
     # -- whole run ---------------------------------------------------------------------------
@@ -122,7 +132,13 @@ class Deployer:
         bucket = self._artifacts_bucket()
         digest = hashlib.sha256(body.encode()).hexdigest()[:16]
         key = f"{self.options.environment}/{tier}-{digest}.json"
-        self.s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/json")
+        self.s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=body.encode(),
+            ContentType="application/json",
+            ExpectedBucketOwner=self._account(),  # never upload a template into someone else's bucket
+        )
         url = f"https://{bucket}.s3.{self.region}.amazonaws.com/{key}"
         self.say(f"  template is {len(body.encode())} bytes: uploaded to s3://{bucket}/{key}")
         return {"TemplateURL": url}
@@ -130,11 +146,14 @@ class Deployer:
     def _artifacts_bucket(self) -> str:
         if self._bucket:
             return self._bucket
-        account = self.sts.get_caller_identity()["Account"]
+        account = self._account()
         bucket = self.options.artifacts_bucket or f"{self.options.environment}-fintech-cfn-{account}-{self.region}"
         try:
-            self.s3.head_bucket(Bucket=bucket)
-        except ClientError:
+            # A bucket name is global: one owned by another account must never receive templates.
+            self.s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=account)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("403", "AccessDenied", "Forbidden"):
+                raise DeployError(f"artifacts bucket {bucket} exists but is not owned by account {account}") from exc
             self.say(f"  creating artifacts bucket {bucket}")
             kwargs: dict[str, Any] = {"Bucket": bucket}
             if self.region != "us-east-1":
@@ -142,6 +161,7 @@ class Deployer:
             self.s3.create_bucket(**kwargs)
             self.s3.put_public_access_block(
                 Bucket=bucket,
+                ExpectedBucketOwner=account,
                 PublicAccessBlockConfiguration={
                     "BlockPublicAcls": True,
                     "IgnorePublicAcls": True,
@@ -151,13 +171,20 @@ class Deployer:
             )
             self.s3.put_bucket_encryption(
                 Bucket=bucket,
+                ExpectedBucketOwner=account,
                 ServerSideEncryptionConfiguration={
                     "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
                 },
             )
-            self.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+            self.s3.put_bucket_versioning(
+                Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}, ExpectedBucketOwner=account
+            )
         self._bucket = bucket
         return bucket
+
+    def _account(self) -> str:
+        account: str = self.sts.get_caller_identity()["Account"]
+        return account
 
     def _waiter_config(self) -> dict[str, int]:
         return {"Delay": self.options.poll_seconds, "MaxAttempts": self.options.max_attempts}
@@ -223,6 +250,11 @@ class Deployer:
             if change_type == "CREATE" and existing is None:
                 self.cfn.delete_stack(StackName=name)  # the empty REVIEW_IN_PROGRESS placeholder
             return
+        if not self.options.assume_yes and not self.confirm(f"  execute change set {change_set} on {name}?"):
+            self.cfn.delete_change_set(ChangeSetName=change_set_id, StackName=name)
+            if change_type == "CREATE" and existing is None:
+                self.cfn.delete_stack(StackName=name)  # the empty REVIEW_IN_PROGRESS placeholder
+            raise NotConfirmed(f"change set {change_set} not confirmed (pass --yes to deploy without asking)")
         self._execute(tier, name, change_set_id, change_type, relax_policy=bool(dangers))
         self._protect(tier, name)
 
@@ -260,6 +292,11 @@ class Deployer:
         self.say(f"  {'ACTION':<8} {'LOGICAL ID':<44} {'TYPE':<44} REPLACEMENT")
         for c in changes:
             self.say(f"  {c.action:<8} {c.logical_id:<44} {c.resource_type:<44} {c.replacement or '-'}")
+        callouts = security_callouts(changes)
+        if callouts:
+            self.say(f"  access changes ({len(callouts)}): review these before confirming")
+            for line in callouts:
+                self.say(f"    ! {line}")
 
     def _execute(self, tier: str, name: str, change_set_id: str, change_type: str, *, relax_policy: bool) -> None:
         started = datetime.now(UTC)

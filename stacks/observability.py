@@ -20,6 +20,7 @@ from stacks.common import new_template, same_account, tags
 from stacks.config import PlatformConfig
 from stacks.dashboard import dashboard_body
 from stacks.naming import ComputeExports, DataExports, NetworkExports, SecurityExports, import_value
+from stacks.ops_alarms import add_ops_alarms, redis_node_ids
 from stacks.security import TABLES
 
 
@@ -84,7 +85,7 @@ def _query(
     )
 
 
-def _alarms(t: Template, topic: sns.Topic) -> None:
+def _alarms(t: Template, platform: PlatformConfig, topic: sns.Topic) -> None:
     alb = import_value(t, ComputeExports.ALB_FULL_NAME)
     tg = import_value(t, ComputeExports.TARGET_GROUP_FULL_NAME)
     cluster = import_value(t, ComputeExports.CLUSTER_NAME)
@@ -175,17 +176,18 @@ def _alarms(t: Template, topic: sns.Topic) -> None:
         comparison="LessThanThreshold",
         periods=5,
     )
-    group = import_value(t, DataExports.REDIS_GROUP_ID)
-    nodes = [Sub(f"${{Group}}-00{i}", Group=group) for i in (1, 2)]
+    # Every node the largest environment has (prod: a primary and two replicas), not just two.
+    nodes = redis_node_ids(t, platform)
     for title, metric, threshold, desc in (
         ("RedisEvictionsAlarm", "Evictions", 0, "Redis evicts keys (memory full)"),
         ("RedisCpuAlarm", "EngineCPUUtilization", 80, "Redis engine CPU above 80%"),
     ):
         queries = [_query(f"n{i}", "AWS/ElastiCache", metric, {"CacheClusterId": n}) for i, n in enumerate(nodes)]
+        ids = ", ".join(q.Id for q in queries)
         queries.append(
-            cloudwatch.MetricDataQuery(Id="worst", Expression="MAX([n0, n1])", Label=metric, ReturnData=True)
+            cloudwatch.MetricDataQuery(Id="worst", Expression=f"MAX([{ids}])", Label=metric, ReturnData=True)
         )
-        _alarm(t, topic, title, desc + " on the primary or replica", threshold=threshold, metrics=queries)
+        _alarm(t, topic, title, desc + " on the primary or a replica", threshold=threshold, metrics=queries)
     throttles = []
     for i, table in enumerate(TABLES):
         name = import_value(t, DataExports.table_name(table))
@@ -230,8 +232,8 @@ def build(platform: PlatformConfig, app_metrics: Sequence[str] = ()) -> Template
             Type="String",
             Default="",
             AllowedPattern="^([^@\\s]+@[^@\\s]+)?$",
-            Description="Optional e-mail address subscribed to the alarm topic "
-            "(empty: subscribe your pager to the topic instead).",
+            Description="E-mail address (an on-call alias or a pager's e-mail endpoint) subscribed to the "
+            "alarm topic; required in prod (rule ProdNeedsAnAlarmSubscriber), optional elsewhere.",
         )
     )
     t.add_condition("HasAlarmEmail", Not(Equals(Ref("AlarmEmail"), "")))
@@ -271,8 +273,9 @@ def build(platform: PlatformConfig, app_metrics: Sequence[str] = ()) -> Template
             Endpoint=Ref("AlarmEmail"),
         )
     )
-    _alarms(t, topic)
+    _alarms(t, platform, topic)
     add_app_alarms(t, topic)
+    add_ops_alarms(t, platform, topic)
     alarms = [name for name, res in t.resources.items() if isinstance(res, cloudwatch.Alarm)]
     variables: dict[str, object] = {
         "Alb": import_value(t, ComputeExports.ALB_FULL_NAME),

@@ -25,6 +25,11 @@ TABLES = ("tenants", "api-keys", "sessions")
 """DynamoDB tables of the session service (``<prefix><table>``)."""
 
 
+SESSION_DYNAMODB_ACTIONS = ("GetItem", "PutItem", "UpdateItem", "DescribeTable")
+"""Exactly the DynamoDB calls services/session/store.py makes (DescribeTable: its readiness check);
+a test derives them from that file, so a new call there fails until it is granted here."""
+
+
 def table_prefix() -> Sub:
     """DYNAMODB_TABLE_PREFIX of an environment: ``fintech-<env>-``."""
     return Sub(f"fintech-${{{ENV_PARAM}}}-")
@@ -270,31 +275,17 @@ def _roles(t: Template, platform: PlatformConfig, keys: dict[str, object], inter
             Resource=["*"],
         ),
     ]
+    # The tables themselves, no index: the session service reads by key only (issue 13, item 9).
     tables = [
         Sub(
-            f"arn:${{AWS::Partition}}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/"
-            f"fintech-${{{ENV_PARAM}}}-{table}{suffix}"
+            f"arn:${{AWS::Partition}}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/fintech-${{{ENV_PARAM}}}-{table}"
         )
         for table in TABLES
-        for suffix in ("", "/index/*")
     ]
     dynamodb = [
         Statement(
             Effect=Allow,
-            Action=[
-                iam.Action("dynamodb", a)
-                for a in (
-                    "GetItem",
-                    "BatchGetItem",
-                    "Query",
-                    "PutItem",
-                    "UpdateItem",
-                    "DeleteItem",
-                    "BatchWriteItem",
-                    "ConditionCheckItem",
-                    "DescribeTable",
-                )
-            ],
+            Action=[iam.Action("dynamodb", a) for a in SESSION_DYNAMODB_ACTIONS],
             Resource=tables,
         ),
         Statement(
@@ -304,8 +295,23 @@ def _roles(t: Template, platform: PlatformConfig, keys: dict[str, object], inter
             Condition=Condition(iam.StringEquals({"kms:ViaService": Sub("dynamodb.${AWS::Region}.amazonaws.com")})),
         ),
     ]
+    database = [
+        # IAM database authentication as the DML-only role only (migration 0005); the cluster's
+        # resource id is the data tier's, which comes later, hence the cluster-* pattern.
+        Statement(
+            Effect=Allow,
+            Action=[iam.Action("rds-db", "connect")],
+            Resource=[
+                Sub(
+                    "arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:cluster-*/"
+                    + platform.database_app_username
+                )
+            ],
+        )
+    ]
+    extra = {"session": dynamodb, "ledger": database}
     for svc in ("gateway", "ledger", "session"):
-        statements = list(telemetry) + (dynamodb if svc == "session" else [])
+        statements = list(telemetry) + extra.get(svc, [])
         role = t.add_resource(
             iam_res.Role(
                 f"{svc.capitalize()}TaskRole",

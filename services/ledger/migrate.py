@@ -123,3 +123,20 @@ async def migrate(dsn: str) -> list[int]:
     finally:
         await conn.close()
     return applied_now
+
+
+def main() -> int:
+    """``python -m services.ledger.migrate``: apply pending migrations to ``DATABASE_URL`` (the
+    one-off ``<env>-ledger-migrate`` task in AWS, docs/runbooks.md)."""
+    import asyncio
+
+    from shared.settings import get_settings
+
+    logging.basicConfig(level=logging.INFO)
+    applied = asyncio.run(migrate(get_settings().database_url))
+    print(f"applied migrations: {applied or 'none (up to date)'}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -21,6 +22,8 @@ from services.ledger.migrate import APP_ROLE, MIGRATION_ROLE, migrate
 from shared.settings import get_settings
 from tests.ledger.conftest import client_for, ledger_env
 from tests.support.processes import ServiceProcess, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def as_user(dsn: str, user: str) -> str:
@@ -190,3 +193,42 @@ async def test_the_ledger_service_runs_as_the_app_role(app_role_ledger: ServiceP
         "SELECT usename FROM pg_stat_activity WHERE datname = current_database() AND usename = $1 LIMIT 1", APP_ROLE
     )
     assert user == APP_ROLE
+
+
+async def test_the_migration_task_command_migrates_a_fresh_database() -> None:
+    # What the <env>-ledger-migrate task runs: `python -m services.ledger.migrate`.
+    import subprocess
+    import sys
+
+    base = get_settings().database_url
+    name = f"test_migrate_cmd_{uuid.uuid4().hex[:8]}"
+    root = ROOT
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root), "DATABASE_URL": with_database(base, name)}
+    try:
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "services.ledger.migrate"],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "applied migrations: [1, 2, 3" in done.stdout
+        again = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "services.ledger.migrate"],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert again.returncode == 0 and "none (up to date)" in again.stdout
+    finally:
+        admin = await asyncpg.connect(with_database(base, "postgres"))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()

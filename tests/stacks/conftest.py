@@ -85,3 +85,10 @@ def imports(value: Any) -> set[str]:
 def all_resources(templates: dict[str, Json], rtype: str) -> dict[str, Json]:
     """Resources of type ``rtype`` across every tier, keyed ``<tier>.<logical id>``."""
     return {f"{tier}.{name}": res for tier, t in templates.items() for name, res in resources(t, rtype).items()}
+
+
+def service_task_definitions(template: Json) -> dict[str, Json]:
+    """The task definitions an ECS service runs, by logical id: the checklist's "task definitions".
+    The one-off migration task (``LedgerMigrateTaskDefinition``) has its own tests."""
+    used = {props(s)["TaskDefinition"]["Ref"] for s in resources(template, "AWS::ECS::Service").values()}
+    return {name: td for name, td in resources(template, "AWS::ECS::TaskDefinition").items() if name in used}

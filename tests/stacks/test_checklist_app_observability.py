@@ -21,7 +21,7 @@ from stacks.app_alarms import (
     VERIFIER_RUN_FAILURES,
 )
 from stacks.config import PLATFORM, PROD
-from tests.stacks.conftest import Json, props, resources, walk
+from tests.stacks.conftest import Json, props, resources, service_task_definitions, walk
 
 ROOT = Path(__file__).resolve().parents[2]
 ALARMS = {
@@ -288,7 +288,7 @@ def test_config_refuses_alarm_thresholds_that_cannot_work(change: dict[str, Any]
 def test_emf_reaches_cloudwatch_through_awslogs_without_extra_iam(templates: dict[str, Json]) -> None:
     compute = templates["compute"]
     groups = resources(compute, "AWS::Logs::LogGroup")
-    for name, task in resources(compute, "AWS::ECS::TaskDefinition").items():
+    for name, task in service_task_definitions(compute).items():
         (app,) = [c for c in props(task)["ContainerDefinitions"] if c["Name"] in m.SERVICES]
         log = app["LogConfiguration"]
         assert log["LogDriver"] == "awslogs", name  # stdout lines become log events as they are

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.stacks.conftest import Json, env_values, props, references, resources
+from tests.stacks.conftest import Json, env_values, props, references, resources, service_task_definitions
 
 SERVICES = {"gateway": 8000, "ledger": 8001, "session": 8002}
 
@@ -12,7 +12,7 @@ def _services(t: Json) -> dict[str, Json]:
 
 
 def _containers(t: Json) -> dict[str, list[Json]]:
-    return {n: props(td)["ContainerDefinitions"] for n, td in resources(t, "AWS::ECS::TaskDefinition").items()}
+    return {n: props(td)["ContainerDefinitions"] for n, td in service_task_definitions(t).items()}
 
 
 def test_ecs_cluster_has_container_insights(templates: dict[str, Json]) -> None:
@@ -62,7 +62,7 @@ def test_task_definitions_read_only_non_root_health_checked_containers(templates
 def test_task_definitions_take_secrets_through_valuefrom_never_environment(templates: dict[str, Json]) -> None:
     expected = {
         "Gateway": {"INTERNAL_TOKEN", "REDIS_URL"},
-        "Ledger": {"INTERNAL_TOKEN", "PGPASSWORD"},
+        "Ledger": {"INTERNAL_TOKEN"},  # IAM database authentication: no password (issue 13)
         "Session": {"INTERNAL_TOKEN", "REDIS_URL"},
     }
     for name, containers in _containers(templates["compute"]).items():

@@ -8,7 +8,7 @@ import yaml
 
 from shared.settings import Settings
 from shared.tracing_sdk import make_sampler
-from tests.stacks.conftest import Json, props, resources
+from tests.stacks.conftest import Json, props, resources, service_task_definitions
 
 SERVICES = ("gateway", "ledger", "session")
 
@@ -16,7 +16,7 @@ SERVICES = ("gateway", "ledger", "session")
 def _task_containers(t: Json) -> dict[str, dict[str, Json]]:
     return {
         name.removesuffix("TaskDefinition").lower(): {c["Name"]: c for c in props(td)["ContainerDefinitions"]}
-        for name, td in resources(t, "AWS::ECS::TaskDefinition").items()
+        for name, td in service_task_definitions(t).items()
     }
 
 

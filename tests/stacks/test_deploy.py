@@ -126,6 +126,7 @@ def _deploy(url: str, region: str, templates: Path, *extra: str) -> int:
             str(templates),
             "--poll-seconds",
             "1",
+            "--yes",
             *extra,
         ]
     )
@@ -329,7 +330,7 @@ def test_a_failed_first_create_is_rerun_by_deleting_the_rolled_back_stack(
     def deployer(dry_run: bool) -> Deployer:
         aws = {name: boto3.client(name, region_name=region, endpoint_url=moto_url) for name in ("s3", "sts")}
         clients = Clients(cloudformation=RolledBack(), s3=aws["s3"], sts=aws["sts"], region=region)
-        options = Options(environment="dev", dry_run=dry_run, poll_seconds=1, emulator=True)
+        options = Options(environment="dev", dry_run=dry_run, poll_seconds=1, emulator=True, assume_yes=True)
         return Deployer(clients, options)
 
     capsys.readouterr()
@@ -355,3 +356,110 @@ def test_data_stack_policy_protects_exactly_the_types_the_guard_refuses() -> Non
         assert dangerous_changes([change], None, json.dumps({"Resources": {}})), rtype
     # A replaced non-stateful resource passes the guard, and the policy does not deny it.
     assert not dangerous_changes([Change("Modify", "P", "AWS::RDS::DBClusterParameterGroup", "True")], None, "{}")
+
+
+def _deployer(url: str, region: str, answers: list[bool], asked: list[str], **options: Any) -> Any:
+    from stacks.deployer import Clients, Deployer, Options
+
+    aws = {name: boto3.client(name, region_name=region, endpoint_url=url) for name in ("cloudformation", "s3", "sts")}
+    clients = Clients(cloudformation=aws["cloudformation"], s3=aws["s3"], sts=aws["sts"], region=region)
+
+    def confirm(question: str) -> bool:
+        asked.append(question)
+        return answers.pop(0)
+
+    return Deployer(clients, Options(environment="dev", poll_seconds=1, emulator=True, **options), confirm=confirm)
+
+
+ROLE_TEMPLATE: dict[str, Any] = {
+    "AWSTemplateFormatVersion": "2010-09-09",
+    "Parameters": {"EnvironmentName": {"Type": "String", "Description": "environment"}},
+    "Resources": {
+        "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
+        "TaskRole": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            },
+        },
+    },
+}
+
+
+def test_nothing_executes_without_confirmation_and_access_changes_are_called_out(
+    moto_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 13, item 6: as `sam deploy --confirm-changeset`: shown, IAM called out, then asked.
+    region = "ca-central-1"
+    asked: list[str] = []
+    body = json.dumps(ROLE_TEMPLATE, sort_keys=True)
+    assert _deployer(moto_url, region, [False], asked).deploy_all({"network": body}) == 2
+    out = capsys.readouterr().out
+    assert "access changes (1)" in out and "! Add IAM role TaskRole" in out
+    assert "not confirmed" in out and "pass --yes" in out
+    assert asked and "dev-network" in asked[0]
+    assert _live_stacks(moto_url, region) == {}  # not even the REVIEW_IN_PROGRESS placeholder
+    assert _deployer(moto_url, region, [True], asked).deploy_all({"network": body}) == 0
+    assert _live_stacks(moto_url, region) == {"dev-network": "CREATE_COMPLETE"}
+
+
+def test_yes_executes_without_asking_and_no_terminal_means_no(moto_url: str) -> None:
+    from stacks.deploy_review import ask_at_terminal
+
+    asked: list[str] = []
+    body = json.dumps(NETWORK, sort_keys=True)
+    assert _deployer(moto_url, "sa-east-1", [], asked, assume_yes=True).deploy_all({"network": body}) == 0
+    assert asked == []
+    # Under pytest stdin is not a terminal: a forgotten --yes in CI refuses instead of deploying.
+    assert ask_at_terminal("execute?") is False
+
+
+def test_region_comes_from_the_flag_then_aws_region_then_the_profile_never_a_default() -> None:
+    from cli.deploy import resolve_region
+
+    assert resolve_region("eu-west-3", {"AWS_REGION": "us-east-2"}, "ap-south-1") == "eu-west-3"
+    assert resolve_region(None, {"AWS_REGION": "us-east-2"}, "ap-south-1") == "us-east-2"
+    assert resolve_region(None, {}, "ap-south-1") == "ap-south-1"
+    with pytest.raises(SystemExit, match="no region"):
+        resolve_region(None, {}, None)
+
+
+def test_artifacts_bucket_calls_name_the_expected_owner(moto_url: str) -> None:
+    # Every call on the artifacts bucket but its creation names the account that must own it, so a
+    # same-named bucket of another account is refused by S3 (moto does not check the parameter;
+    # recording what reaches it is the test).
+    from stacks.deployer import Clients, Deployer, Options
+
+    region = "eu-north-1"
+    real = boto3.client("s3", region_name=region, endpoint_url=moto_url)
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    class Recording:
+        def __getattr__(self, attr: str) -> Any:
+            method = getattr(real, attr)
+
+            def record(**kwargs: Any) -> Any:
+                calls.append((attr, kwargs))
+                return method(**kwargs)
+
+            return record
+
+    aws = {n: boto3.client(n, region_name=region, endpoint_url=moto_url) for n in ("cloudformation", "sts")}
+    clients = Clients(cloudformation=aws["cloudformation"], s3=Recording(), sts=aws["sts"], region=region)
+    options = Options(environment="dev", poll_seconds=1, emulator=True, assume_yes=True)
+    body = json.dumps(NETWORK | {"Metadata": {"Padding": "x" * 60_000}}, sort_keys=True)
+    assert Deployer(clients, options).deploy_all({"network": body}) == 0
+    names = [name for name, _ in calls]
+    assert "head_bucket" in names and "put_object" in names and "create_bucket" in names
+    for name, kwargs in calls:
+        if name != "create_bucket":  # CreateBucket has no such parameter: the caller owns what it creates
+            assert kwargs.get("ExpectedBucketOwner") == "123456789012", name

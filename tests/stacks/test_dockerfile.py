@@ -24,3 +24,12 @@ def test_dockerignore_keeps_the_context_to_code_and_lockfile() -> None:
     lines = (ROOT / ".dockerignore").read_text().split()
     assert lines[lines.index("**")] == "**"
     assert {"!pyproject.toml", "!uv.lock", "!shared/**", "!services/**"} <= set(lines)
+
+
+def test_image_ships_the_rds_ca_bundle_where_the_ledger_dsn_points() -> None:
+    # Issue 13 item 2: sslmode=verify-full needs the RDS CA bundle inside the image.
+    text = (ROOT / "Dockerfile").read_text()
+    assert "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem" in text
+    copies = re.findall(r"^COPY --from=rds-ca\b.*\s(\S+)$", text, re.M)
+    assert copies == [PLATFORM.rds_ca_bundle_path]
+    assert text.index("AS rds-ca") < text.index("AS runtime") < text.index("COPY --from=rds-ca")
