@@ -82,8 +82,8 @@ def problem_of(outcome: Outcome) -> ProblemError:
 # tenant, derived from the ledger's secret: deterministic authenticated encryption (SIV) built from
 # HMAC-SHA256. tag = HMAC(k, "tag" | kind | position)[:12] is the synthetic IV; the position is
 # XORed with HMAC(k, "pad" | tag)[:8]. Opening it recomputes the tag, so a cursor that was altered,
-# forged, made for another tenant or for another list does not open: 400 invalid_request. Changing
-# the secret (INTERNAL_TOKEN) invalidates outstanding cursors; a client then lists from the start.
+# forged, made for another tenant or for another list does not open: 400 invalid_request. The secret
+# is the database's own (migration 0004, reads.cursor_secret), rotated with no credential.
 
 _CURSOR_CONTEXT = b"ledger list cursor v1\x00"
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{27}")  # 20 bytes, base64url without padding
@@ -92,8 +92,8 @@ MAX_POSITION = 2**63 - 1
 
 
 @functools.lru_cache(maxsize=4096)
-def _tenant_key(secret: str, tenant: uuid.UUID) -> bytes:
-    return hmac.new(secret.encode(), _CURSOR_CONTEXT + tenant.bytes, hashlib.sha256).digest()
+def _tenant_key(secret: bytes, tenant: uuid.UUID) -> bytes:
+    return hmac.new(secret, _CURSOR_CONTEXT + tenant.bytes, hashlib.sha256).digest()
 
 
 def _prf(key: bytes, *parts: bytes) -> bytes:
@@ -104,7 +104,7 @@ def _xor(data: bytes, pad: bytes) -> bytes:
     return bytes(a ^ b for a, b in zip(data, pad, strict=False))
 
 
-def encode_cursor(kind: str, position: int, tenant: uuid.UUID, secret: str) -> str:
+def encode_cursor(kind: str, position: int, tenant: uuid.UUID, secret: bytes) -> str:
     """The cursor after ``position`` in list ``kind`` of ``tenant``."""
     key = _tenant_key(secret, tenant)
     plain = position.to_bytes(8, "big")
@@ -113,7 +113,7 @@ def encode_cursor(kind: str, position: int, tenant: uuid.UUID, secret: str) -> s
     return base64.urlsafe_b64encode(sealed).decode().rstrip("=")
 
 
-def decode_cursor(kind: str, cursor: str | None, tenant: uuid.UUID, secret: str) -> int:
+def decode_cursor(kind: str, cursor: str | None, tenant: uuid.UUID, secret: bytes) -> int:
     """The position in ``cursor`` (-1 without one); 400 unless ``tenant`` got it for list ``kind``."""
     if cursor is None:
         return -1

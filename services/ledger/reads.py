@@ -2,6 +2,8 @@
 
 A reservation past its ``expires_at`` reads as released/expired even before the sweep commits
 it, so what a client reads never depends on whether anyone triggered the expiry.
+
+:func:`cursor_secret` reads the list-cursor secret (migration 0004) once per process.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from datetime import datetime
 
 import asyncpg
 
+from services.ledger.db import connection
 from services.ledger.rules import TransferState
 from services.ledger.store import (
     ACCOUNT_COLUMNS,
@@ -97,3 +100,18 @@ async def get_transfer(
     if row is None:
         return None
     return transfer_from_row(row), row["_now"]
+
+
+_cursor_secret: bytes | None = None
+
+
+async def cursor_secret(pool: asyncpg.Pool) -> bytes:
+    """The secret list cursors are sealed with; read once, it never changes (migration 0004)."""
+    global _cursor_secret
+    if _cursor_secret is None:
+        async with connection(pool) as conn:
+            secret: bytes | None = await conn.fetchval("SELECT secret FROM ledger_secrets WHERE name = 'list_cursor'")
+        if secret is None:
+            raise RuntimeError("no list cursor secret: migration 0004 has not been applied")
+        _cursor_secret = secret
+    return _cursor_secret

@@ -108,7 +108,8 @@ async def create_account(request: Request[Any, Any, Any]) -> Response[bytes]:
 async def list_accounts(request: Request[Any, Any, Any]) -> Response[bytes]:
     tenant = tenant_of(request)
     limit = _limit(request)
-    after = decode_cursor("a", request.query_params.get("cursor"), tenant, _runtime(request).internal_token)
+    secret = await reads.cursor_secret(_runtime(request).pool)
+    after = decode_cursor("a", request.query_params.get("cursor"), tenant, secret)
     currency = request.query_params.get("currency")
     if currency is not None and not _CURRENCY.fullmatch(currency):
         raise ProblemError(ErrorCode.INVALID_REQUEST, "currency must match ^[A-Z][A-Z0-9]{2,11}$", field="currency")
@@ -116,7 +117,7 @@ async def list_accounts(request: Request[Any, Any, Any]) -> Response[bytes]:
         rows = await reads.list_accounts(conn, tenant, currency, after, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor("a", rows[-1]["pk"], tenant, _runtime(request).internal_token) if more else None
+    next_cursor = encode_cursor("a", rows[-1]["pk"], tenant, secret) if more else None
     return json_response(Page(data=[account_from_row(r) for r in rows], next_cursor=next_cursor))
 
 
@@ -136,14 +137,15 @@ async def account_transfers(request: Request[Any, Any, Any], account_id: str) ->
     tenant = tenant_of(request)
     key = _uuid_param(account_id, "account_id")
     limit = _limit(request)
-    after = decode_cursor("h", request.query_params.get("cursor"), tenant, _runtime(request).internal_token)
+    secret = await reads.cursor_secret(_runtime(request).pool)
+    after = decode_cursor("h", request.query_params.get("cursor"), tenant, secret)
     async with connection(_runtime(request).pool) as conn:
         if await reads.account_normal_balance(conn, tenant, key) is None:
             raise ProblemError(ErrorCode.ACCOUNT_NOT_FOUND, "no such account")
         transfers, now = await reads.account_history(conn, tenant, key, after, limit + 1)
     more = len(transfers) > limit
     transfers = transfers[:limit]
-    next_cursor = encode_cursor("h", transfers[-1].seq, tenant, _runtime(request).internal_token) if more else None
+    next_cursor = encode_cursor("h", transfers[-1].seq, tenant, secret) if more else None
     return json_response(Page(data=[transfer_of(t, now) for t in transfers], next_cursor=next_cursor))
 
 

@@ -9,6 +9,7 @@ however well-formed, is 400 ``invalid_request``.
 from __future__ import annotations
 
 import base64
+import secrets
 import uuid
 from typing import Any
 
@@ -16,6 +17,7 @@ import asyncpg
 
 from tests.support.api import Api, Tenant
 from tests.support.platform import Platform, quick_tenant
+from tests.support.processes import ServiceProcess, free_port
 
 
 def _b64(text: str) -> str:
@@ -69,3 +71,25 @@ async def test_cursors_reveal_no_counter_and_open_only_for_their_tenant_and_list
         status, body = await _page(api, alice, "/v1/accounts", fake)
         assert (status, body["code"]) == (400, "invalid_request"), (fake, body)
     assert b1 and b2 and a3
+
+
+async def test_a_cursor_outlives_the_process_and_the_credential(api: Api, platform: Platform) -> None:
+    """The cursor secret is the database's, not a credential's: a ledger process with another
+    ``INTERNAL_TOKEN`` (a task started after a rotation) opens a cursor the first one made."""
+    tenant = await quick_tenant(platform, api, "cursor-rotation")
+    first, second = await api.account(tenant), await api.account(tenant)
+    status, page = await _page(api, tenant, "/v1/accounts")
+    assert status == 200 and page["next_cursor"], page
+    token = secrets.token_urlsafe(48)
+    port = free_port()
+    ledger = ServiceProcess("ledger", port, {**platform.env, "LEDGER_PORT": str(port), "INTERNAL_TOKEN": token})
+    try:
+        ledger.start()
+        reply = await api.call(
+            "GET", f"/v1/accounts?limit=1&cursor={page['next_cursor']}", base_url=ledger.url,
+            headers={"X-Internal-Token": token, "X-Tenant-Id": tenant.tenant_id},
+        )
+    finally:
+        ledger.stop()
+    assert reply.status == 200, reply
+    assert [a["id"] for a in reply.json["data"]] == [second["id"]] and first["id"] != second["id"]
