@@ -17,6 +17,7 @@ a call refused by one limit costs nothing against the other. Every answer carrie
 headers of the tighter limit; past either, 429 ``rate_limited`` with ``Retry-After``. The live
 session cap per key is the session service's (429 too, with its ``Retry-After`` passed through).
 A new session's token never lands in a cache: the 201 carries ``Cache-Control: no-store``.
+Redis unreachable: the limits fail open (logged), as logins need only DynamoDB (ADR 0020).
 """
 
 from __future__ import annotations
