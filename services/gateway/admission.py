@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from services.gateway.idempotency import FINISH_SCRIPT, KeptResponse, idem_key, new_claim
 from services.gateway.rate_budget import RateBudget
-from services.gateway.ratelimit import RateDecision, RateLimit, rate_key
+from services.gateway.ratelimit import GCRA_TAKE, RateDecision, RateLimit, rate_key
 from shared.errors import ErrorCode, ProblemError, unavailable
 
 log = logging.getLogger(__name__)
@@ -28,22 +28,11 @@ log = logging.getLogger(__name__)
 # KEYS[1] = rate key; KEYS[2] = idempotency key (only read when ARGV[3] == '1').
 # ARGV: 1 interval_us, 2 tolerance_us, 3 has key, 4 claim value 'P|fp|id', 5 fingerprint, 6 lease ms.
 # Returns {allowed, remaining, retry_after_us, reset_us, outcome, record}.
-ADMIT_SCRIPT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local stored = redis.call('GET', KEYS[1])
-local tat = now
-if stored then tat = math.max(tonumber(stored), now) end
-local new_tat = tat + interval
-local allow_at = new_tat - tolerance
-if now < allow_at then
-  return {0, 0, string.format('%.0f', allow_at - now), string.format('%.0f', tat - now), 'limited', ''}
-end
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
-local remaining = math.floor((tolerance - (new_tat - now)) / interval)
-local reset = string.format('%.0f', new_tat - now)
+ADMIT_SCRIPT = (
+    "local wanted = 1\n"
+    + GCRA_TAKE
+    + """
+if granted < 1 then return {0, 0, retry_after, reset, 'limited', ''} end
 if ARGV[3] ~= '1' then return {1, remaining, '0', reset, 'proceed', ''} end
 local v = redis.call('GET', KEYS[2])
 if not v then
@@ -54,6 +43,7 @@ if string.sub(v, 3, 2 + string.len(ARGV[5])) ~= ARGV[5] then return {1, remainin
 if string.sub(v, 1, 1) == 'P' then return {1, remaining, '0', reset, 'in_use', ''} end
 return {1, remaining, '0', reset, 'replay', v}
 """
+)
 
 
 @dataclass(frozen=True, slots=True)

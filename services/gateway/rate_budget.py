@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from services.gateway.ratelimit import RateDecision, RateLimit, rate_key
+from services.gateway.ratelimit import GCRA_TAKE, RateDecision, RateLimit, rate_key
 from shared.errors import unavailable
 
 log = logging.getLogger(__name__)
@@ -51,23 +51,7 @@ MAX_CHUNK = 64
 
 # KEYS[1] = rate key. ARGV: 1 interval_us, 2 tolerance_us, 3 tokens wanted.
 # Grants min(wanted, available) tokens, or none: {granted, remaining, retry_after_us, reset_us}.
-LEASE_SCRIPT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local stored = redis.call('GET', KEYS[1])
-local tat = now
-if stored then tat = math.max(tonumber(stored), now) end
-local available = math.floor((now + tolerance - tat) / interval)
-if available < 1 then
-  return {0, 0, string.format('%.0f', tat + interval - tolerance - now), string.format('%.0f', tat - now)}
-end
-local granted = math.min(tonumber(ARGV[3]), available)
-local new_tat = tat + granted * interval
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
-return {granted, available - granted, '0', string.format('%.0f', new_tat - now)}
-"""
+LEASE_SCRIPT = "local wanted = tonumber(ARGV[3])\n" + GCRA_TAKE + "return {granted, remaining, retry_after, reset}\n"
 
 
 @dataclass(slots=True)

@@ -1,4 +1,7 @@
-"""Per-tenant rate limit: GCRA on Redis' clock (the Lua part lives in :mod:`.admission`).
+"""Per-tenant rate limit: GCRA on Redis' clock.
+
+The one Lua step (:data:`GCRA_TAKE`) is shared by :mod:`.admission` (one token, with the
+Idempotency-Key claim) and :mod:`.rate_budget` (a lease of several tokens).
 
 GCRA keeps one number per tenant, the theoretical arrival time (TAT) of the next request. With an
 emission interval T = 1/rate and a tolerance of ``burst`` x T, a request at ``now`` is admitted when
@@ -53,6 +56,31 @@ class RateDecision:
             f"rate limit exceeded; retry after {retry_after} s",
             headers={**self.headers(), "Retry-After": str(retry_after)},
         )
+
+
+# The one GCRA step, shared by the admission script (one token, with the Idempotency-Key claim) and
+# the lease script (several tokens): KEYS[1] = the rate key, ARGV[1] = interval_us, ARGV[2] =
+# tolerance_us, and the caller's Lua defines `wanted` first. Grants min(wanted, available) tokens
+# and leaves in Lua locals: granted, remaining, retry_after (string, us), reset (string, us).
+GCRA_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local stored = redis.call('GET', KEYS[1])
+local tat = now
+if stored then tat = math.max(tonumber(stored), now) end
+local available = math.floor((now + tolerance - tat) / interval)
+local granted = math.min(wanted, math.max(available, 0))
+local retry_after = '0'
+if granted < 1 then retry_after = string.format('%.0f', tat + interval - tolerance - now) end
+local new_tat = tat + granted * interval
+if granted > 0 then
+  redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
+end
+local remaining = math.max(available - granted, 0)
+local reset = string.format('%.0f', new_tat - now)
+"""
 
 
 def rate_key(prefix: str, tenant_id: str) -> str:
