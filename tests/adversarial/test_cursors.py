@@ -9,6 +9,7 @@ however well-formed, is 400 ``invalid_request``.
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import uuid
 from typing import Any
@@ -52,8 +53,10 @@ async def test_cursors_reveal_no_counter_and_open_only_for_their_tenant_and_list
     # Opaque: the global counter behind the position is nowhere in it, in text or in binary.
     pk = await db.fetchval("SELECT pk FROM accounts WHERE id = $1", uuid.UUID(a1["id"]))
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    assert str(pk).encode() not in raw and pk.to_bytes(8, "big") not in raw, raw
-    assert not raw.startswith((b"a:", b"h:")) and cursor[:4] != second["next_cursor"][:4]
+    assert pk.to_bytes(8, "big") not in raw and not re.search(rb"[ah]:[0-9]", raw), raw
+    if pk >= 1000:  # shorter digit strings turn up in random bytes by chance
+        assert str(pk).encode() not in raw, raw
+    assert cursor[:4] != second["next_cursor"][:4]
 
     # Another tenant's cursor does not open, whether or not it has rows after that position.
     status, body = await _page(api, bob, "/v1/accounts", cursor)
@@ -66,7 +69,16 @@ async def test_cursors_reveal_no_counter_and_open_only_for_their_tenant_and_list
 
     # Forged positions, in the old format and altered copies of a real cursor.
     altered = cursor[:-2] + ("AA" if cursor[-2:] != "AA" else "BA")
-    forged = [_b64("a:0"), _b64("a:1"), _b64(f"a:{2**40}"), _b64("h:0"), altered, cursor[::-1], cursor + "A", cursor[1:]]
+    forged = [
+        _b64("a:0"),
+        _b64("a:1"),
+        _b64(f"a:{2**40}"),
+        _b64("h:0"),
+        altered,
+        cursor[::-1],
+        cursor + "A",
+        cursor[1:],
+    ]
     for fake in forged:
         status, body = await _page(api, alice, "/v1/accounts", fake)
         assert (status, body["code"]) == (400, "invalid_request"), (fake, body)
@@ -86,7 +98,9 @@ async def test_a_cursor_outlives_the_process_and_the_credential(api: Api, platfo
     try:
         ledger.start()
         reply = await api.call(
-            "GET", f"/v1/accounts?limit=1&cursor={page['next_cursor']}", base_url=ledger.url,
+            "GET",
+            f"/v1/accounts?limit=1&cursor={page['next_cursor']}",
+            base_url=ledger.url,
             headers={"X-Internal-Token": token, "X-Tenant-Id": tenant.tenant_id},
         )
     finally:
