@@ -90,6 +90,11 @@ class Settings:
     redis_url: str = field(default_factory=lambda: _env_str("REDIS_URL", "redis://127.0.0.1:6379/0"))
     """Redis URL for the session cache, idempotency records and rate limits."""
 
+    redis_auth_secret_arn: str = field(default_factory=lambda: _env_str("REDIS_AUTH_SECRET_ARN", ""))
+    """Secrets Manager secret whose ``token`` key is the Redis AUTH token (AWS). Set, every new Redis
+    connection authenticates with the secret's current token, re-read while the process runs
+    (``shared.credentials``), and ``REDIS_URL`` carries no password. Empty: the URL's own (local)."""
+
     redis_key_prefix: str = field(default_factory=lambda: _env_str("REDIS_KEY_PREFIX", "fl:"))
     """Prefix of every Redis key, so test runs and environments sharing a Redis never meet."""
 

@@ -73,6 +73,13 @@ def _environment(t: Template, platform: PlatformConfig, svc: ServiceSpec) -> lis
         "OTEL_SERVICE_NAME": svc.name,
         "OTEL_RESOURCE_ATTRIBUTES": Sub(f"deployment.environment=${{{ENV_PARAM}}}"),
     }
+    if svc.name in ("gateway", "session"):
+        # No token in the URL: each new connection takes the secret's current AUTH token, re-read
+        # while the task runs, so a rotation needs no restart (shared/redis_client.py, ADR 0107).
+        values["REDIS_URL"] = Sub(
+            f"rediss://${{Host}}:{platform.redis_port}/0", Host=import_value(t, DataExports.REDIS_ENDPOINT)
+        )
+        values["REDIS_AUTH_SECRET_ARN"] = import_value(t, DataExports.REDIS_SECRET_ARN)
     if svc.name == "ledger":
         # The DML-only role, no password anywhere: every new connection signs a 15-minute IAM token
         # (shared/credentials.py), so no rotation can leave a running task with a stale one; and
@@ -85,9 +92,6 @@ def _environment(t: Template, platform: PlatformConfig, svc: ServiceSpec) -> lis
 def _secrets(t: Template, svc: ServiceSpec) -> list[ecs.Secret]:
     internal = import_value(t, SecurityExports.INTERNAL_TOKEN_SECRET_ARN)
     secrets = [ecs.Secret(Name="INTERNAL_TOKEN", ValueFrom=Sub("${Arn}:token::", Arn=internal))]
-    if svc.name in ("gateway", "session"):
-        redis = import_value(t, DataExports.REDIS_SECRET_ARN)
-        secrets.append(ecs.Secret(Name="REDIS_URL", ValueFrom=Sub("${Arn}:url::", Arn=redis)))
     return secrets
 
 

@@ -212,6 +212,7 @@ def _redis(t: Template, platform: PlatformConfig) -> None:
     )
     add_export(t, DataExports.REDIS_GROUP_ID, Ref(group))
     add_export(t, DataExports.REDIS_SECRET_ARN, Ref(secret))
+    add_export(t, DataExports.REDIS_ENDPOINT, GetAtt(group, "PrimaryEndPoint.Address"))
 
 
 def build(platform: PlatformConfig) -> Template:

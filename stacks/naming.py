@@ -140,6 +140,7 @@ class DataExports:
     MASTER_SECRET_ARN = _ref(Tier.DATA, "AuroraMasterSecretArn", "RDS-managed secret of the Aurora master user")
     REDIS_GROUP_ID = _ref(Tier.DATA, "RedisReplicationGroupId", "Redis replication group id")
     REDIS_SECRET_ARN = _ref(Tier.DATA, "RedisAuthSecretArn", "Secret holding the Redis auth token and rediss:// URL")
+    REDIS_ENDPOINT = _ref(Tier.DATA, "RedisPrimaryEndpoint", "Redis primary endpoint address (follows failovers)")
     TABLE_PREFIX = _ref(Tier.DATA, "DynamoTablePrefix", "Prefix of the DynamoDB table names")
 
     @staticmethod

@@ -242,10 +242,10 @@ def _roles(t: Template, platform: PlatformConfig, keys: dict[str, object], inter
                             Action=[iam.Action("secretsmanager", "GetSecretValue")],
                             Resource=[
                                 internal_secret,
-                                # The data tier's secrets: the RDS-managed master secret (named by RDS)
-                                # and the Redis auth secret (named by the data tier).
+                                # The RDS-managed master secret (named by RDS, in the data tier,
+                                # which comes later), for the one-off migration task only. The
+                                # Redis token is read by the tasks themselves (task roles).
                                 _secret_arn("rds!cluster-*"),
-                                _secret_arn(f"fintech/${{{ENV_PARAM}}}/redis-auth-*"),
                             ],
                         ),
                         Statement(
@@ -309,7 +309,24 @@ def _roles(t: Template, platform: PlatformConfig, keys: dict[str, object], inter
             ],
         )
     ]
-    extra = {"session": dynamodb, "ledger": database}
+    redis_token = [
+        # The Redis AUTH token, read while the task runs (shared/redis_client.py): no restart after
+        # a rotation. The secret is the data tier's (named by it; its ARN comes later).
+        Statement(
+            Effect=Allow,
+            Action=[iam.Action("secretsmanager", "GetSecretValue")],
+            Resource=[_secret_arn(f"fintech/${{{ENV_PARAM}}}/redis-auth-*")],
+        ),
+        Statement(
+            Effect=Allow,
+            Action=[iam.Action("kms", "Decrypt")],
+            Resource=[keys["data"]],
+            Condition=Condition(
+                iam.StringEquals({"kms:ViaService": Sub("secretsmanager.${AWS::Region}.amazonaws.com")})
+            ),
+        ),
+    ]
+    extra = {"session": dynamodb + redis_token, "ledger": database, "gateway": redis_token}
     for svc in ("gateway", "ledger", "session"):
         statements = list(telemetry) + extra.get(svc, [])
         role = t.add_resource(

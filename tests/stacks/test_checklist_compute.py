@@ -61,9 +61,10 @@ def test_task_definitions_read_only_non_root_health_checked_containers(templates
 
 def test_task_definitions_take_secrets_through_valuefrom_never_environment(templates: dict[str, Json]) -> None:
     expected = {
-        "Gateway": {"INTERNAL_TOKEN", "REDIS_URL"},
+        # The Redis token is read by the tasks themselves (REDIS_AUTH_SECRET_ARN), not injected.
+        "Gateway": {"INTERNAL_TOKEN"},
         "Ledger": {"INTERNAL_TOKEN"},  # IAM database authentication: no password (issue 13)
-        "Session": {"INTERNAL_TOKEN", "REDIS_URL"},
+        "Session": {"INTERNAL_TOKEN"},
     }
     for name, containers in _containers(templates["compute"]).items():
         app = containers[0]
