@@ -49,6 +49,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--from-json", type=Path, metavar="FILE",
                         help="run nothing: print (and with --plot, plot) the results in FILE")  # fmt: skip
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    parser.add_argument("--capacity", action="store_true",
+                        help="print the capacity and cost page (docs/capacity.md) made from the results")  # fmt: skip
     parser.add_argument("--rate", type=float, help="open-loop rate of `latency` (default: half the uniform peak)")
     parser.add_argument("--clients", type=int, help="override every scenario's client count")
     parser.add_argument("--no-pgbench", action="store_true", help="skip the pgbench reference (no ratios)")
@@ -209,6 +211,11 @@ def main(argv: list[str]) -> int:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(document, indent=2) + "\n")
             progress.say(f"wrote {args.json}")
+    if args.capacity:
+        from cli.bench.capacity import markdown as capacity_page  # stacks/ is needed only here
+
+        print(capacity_page(document, str(args.from_json or args.json or "this run")), end="")
+        return 0
     print(markdown(document) if args.markdown else render(document))
     if args.plot:
         print(f"\nplot: {plot(document, args.plot)}", file=sys.stderr)
