@@ -21,6 +21,8 @@ TABLE_KEYS = {"tenants": "tenant_id", "api-keys": "key_id", "sessions": "token_h
 SESSION_TTL_ATTRIBUTE = "expires_at_epoch"
 TABLES_AFTER = ("DatabaseInstanceA", "DatabaseInstanceB", "RedisReplicationGroup", "RedisAuthSecretRotationSchedule")
 """What the DynamoDB tables wait for: every resource of this tier whose creation can fail late."""
+REDIS_MAXMEMORY_POLICY = "noeviction"
+"""Redis never evicts: see ``_redis`` and ADR 0108."""
 
 
 def _aurora(t: Template, platform: PlatformConfig) -> None:
@@ -170,6 +172,19 @@ def _redis(t: Template, platform: PlatformConfig) -> None:
             Tags=tags(platform),
         )
     )
+    # noeviction: a full Redis refuses writes (the services handle that as any Redis error, ADR
+    # 0020) instead of evicting keys. All keys carry TTLs, so no volatile-* policy can tell them
+    # apart, and any eviction could drop an API key's revocation marker (keyrev:) to make room for
+    # idempotency records: the revoked key's cached sessions would then pass for up to 5 minutes,
+    # against ADR 0021's one second (ADR 0108).
+    params = t.add_resource(
+        elasticache.ParameterGroup(
+            "RedisParameters",
+            CacheParameterGroupFamily=f"redis{platform.redis_engine_version.split('.')[0]}",
+            Description="Ledger platform Redis: never evict (security state must not make room for caches)",
+            Properties={"maxmemory-policy": REDIS_MAXMEMORY_POLICY},
+        )
+    )
     secret = rotated_secret(
         t,
         platform,
@@ -200,6 +215,7 @@ def _redis(t: Template, platform: PlatformConfig) -> None:
             AuthToken=Sub("{{resolve:secretsmanager:${Secret}:SecretString:token}}", Secret=Ref(secret)),
             Port=platform.redis_port,
             CacheSubnetGroupName=Ref(subnets),
+            CacheParameterGroupName=Ref(params),
             SecurityGroupIds=[import_value(t, SecurityExports.REDIS_SG)],
             SnapshotRetentionLimit=sizing("RedisSnapshotRetentionDays"),
             SnapshotWindow="03:00-04:00",

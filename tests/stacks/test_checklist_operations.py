@@ -61,3 +61,15 @@ def test_secret_rotation_failures_go_to_the_alarm_topic(templates: dict[str, Jso
     assert pattern["source"] == ["aws.secretsmanager"]
     assert sorted(pattern["detail"]["eventName"]) == ["RotationAbandoned", "RotationFailed"]
     assert props(rule)["Targets"][0]["Arn"] == {"Ref": "AlarmTopic"}
+
+
+def test_redis_never_evicts_so_security_state_never_makes_room(templates: dict[str, Json]) -> None:
+    # ADR 0108: every key has a TTL, so any eviction policy could drop a revocation marker.
+    data = templates["data"]
+    (group,) = resources(data, "AWS::ElastiCache::ReplicationGroup").values()
+    params = data["Resources"][props(group)["CacheParameterGroupName"]["Ref"]]
+    assert params["Type"] == "AWS::ElastiCache::ParameterGroup"
+    assert props(params)["Properties"] == {"maxmemory-policy": "noeviction"}
+    major = PLATFORM.redis_engine_version.split(".")[0]
+    assert props(params)["CacheParameterGroupFamily"] == f"redis{major}"
+    assert "RedisMemoryAlarm" in _alarms(templates)  # pages before writes are refused
