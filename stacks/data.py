@@ -7,6 +7,8 @@ created after everything else so that no rollback of the first create has to del
 
 from __future__ import annotations
 
+from awacs import aws as iam
+from awacs.aws import Allow, PolicyDocument, Statement
 from troposphere import GetAtt, GetAZs, Ref, Select, Sub, Template, dynamodb, elasticache, rds
 from troposphere import iam as iam_res
 
@@ -122,6 +124,25 @@ def _aurora(t: Template, platform: PlatformConfig) -> None:
                 UpdateReplacePolicy="Delete",
             )
         )
+    # The execution role may read this exact secret (for the one-off migration task's PGPASSWORD);
+    # granted here because this tier creates the secret and the security tier cannot name it.
+    t.add_resource(
+        iam_res.PolicyType(
+            "MasterSecretReadPolicy",
+            PolicyName="read-aurora-master-secret",
+            Roles=[import_value(t, SecurityExports.EXECUTION_ROLE_NAME)],
+            PolicyDocument=PolicyDocument(
+                Version="2012-10-17",
+                Statement=[
+                    Statement(
+                        Effect=Allow,
+                        Action=[iam.Action("secretsmanager", "GetSecretValue")],
+                        Resource=[GetAtt(cluster, "MasterUserSecret.SecretArn")],
+                    )
+                ],
+            ),
+        )
+    )
     add_export(t, DataExports.CLUSTER_ID, Ref(cluster))
     add_export(t, DataExports.CLUSTER_ENDPOINT, GetAtt(cluster, "Endpoint.Address"))
     add_export(t, DataExports.MASTER_SECRET_ARN, GetAtt(cluster, "MasterUserSecret.SecretArn"))

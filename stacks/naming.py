@@ -117,6 +117,7 @@ class SecurityExports:
     DATABASE_SG = _ref(Tier.SECURITY, "DatabaseSecurityGroupId", "Security group of Aurora")
     REDIS_SG = _ref(Tier.SECURITY, "RedisSecurityGroupId", "Security group of Redis")
     EXECUTION_ROLE_ARN = _ref(Tier.SECURITY, "ExecutionRoleArn", "ECS task execution role")
+    EXECUTION_ROLE_NAME = _ref(Tier.SECURITY, "ExecutionRoleName", "ECS task execution role name (for policies)")
     INTERNAL_TOKEN_SECRET_ARN = _ref(
         Tier.SECURITY, "InternalTokenSecretArn", "Secret holding the service-to-service credential"
     )

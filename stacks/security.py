@@ -240,13 +240,10 @@ def _roles(t: Template, platform: PlatformConfig, keys: dict[str, object], inter
                         Statement(
                             Effect=Allow,
                             Action=[iam.Action("secretsmanager", "GetSecretValue")],
-                            Resource=[
-                                internal_secret,
-                                # The RDS-managed master secret (named by RDS, in the data tier,
-                                # which comes later), for the one-off migration task only. The
-                                # Redis token is read by the tasks themselves (task roles).
-                                _secret_arn("rds!cluster-*"),
-                            ],
+                            # Exactly the internal token. The Aurora master secret (for the
+                            # migration task) is granted by the data tier, which creates it
+                            # (MasterSecretReadPolicy); the Redis token is read by the tasks.
+                            Resource=[internal_secret],
                         ),
                         Statement(
                             Effect=Allow,
@@ -263,6 +260,7 @@ def _roles(t: Template, platform: PlatformConfig, keys: dict[str, object], inter
         )
     )
     add_export(t, SecurityExports.EXECUTION_ROLE_ARN, GetAtt(execution, "Arn"))
+    add_export(t, SecurityExports.EXECUTION_ROLE_NAME, Ref(execution))
 
     telemetry = [
         # What the ADOT sidecar's awsxray exporter calls (compute_services.COLLECTOR_CONFIG); X-Ray

@@ -108,3 +108,18 @@ def test_session_task_role_has_exactly_the_dynamodb_calls_the_service_makes(temp
         }
     )
     assert all("/index/" not in json.dumps(r) for r in dynamo["Resource"])
+
+
+def test_execution_role_names_its_exact_secrets(templates: dict[str, Json]) -> None:
+    # Issue 13, item 9: no secret name pattern. The internal token by reference (security tier);
+    # the Aurora master secret by the data tier, which creates it, attached to the same role.
+    role = resources(templates["security"], "AWS::IAM::Role")["ExecutionRole"]
+    statements = [s for p in props(role)["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    (secrets,) = [s for s in statements if "secretsmanager:GetSecretValue" in s["Action"]]
+    assert secrets["Resource"] == [{"Ref": "InternalTokenSecret"}]
+    (policy,) = resources(templates["data"], "AWS::IAM::Policy").values()
+    assert props(policy)["Roles"] == [{"Fn::ImportValue": {"Fn::Sub": "${SecurityStack}-ExecutionRoleName"}}]
+    (grant,) = props(policy)["PolicyDocument"]["Statement"]
+    assert grant["Action"] == ["secretsmanager:GetSecretValue"]
+    assert grant["Resource"] == [{"Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]}]
+    assert "rds!cluster" not in json.dumps(templates)
