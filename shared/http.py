@@ -29,9 +29,12 @@ import msgspec
 from shared import tracing
 from shared.errors import ErrorCode, ProblemError, unavailable
 from shared.logging import request_id_var, trace_header_var
+from shared.session_api import valid_key_id
 
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"
 TENANT_HEADER = "X-Tenant-Id"
+KEY_HEADER = "X-Key-Id"
+"""The API key (its id) the gateway authenticated the request with: attribution of every write."""
 
 T = TypeVar("T")
 
@@ -240,6 +243,16 @@ def internal_token_valid(presented: str | None, expected: str) -> bool:
     if not presented or not expected:
         return False
     return hmac.compare_digest(presented.encode(), expected.encode())
+
+
+def key_id_header(value: str | None) -> str | None:
+    """The caller's key id from :data:`KEY_HEADER` (None when absent); a malformed one is 401, as a
+    malformed tenant is: only the gateway sets it, together with the internal credential."""
+    if not value:
+        return None
+    if not valid_key_id(value):
+        raise ProblemError(ErrorCode.UNAUTHORIZED, "invalid key id")
+    return value
 
 
 def require_internal_token(presented: str | None, expected: str) -> None:

@@ -39,6 +39,8 @@ class GroupItem(msgspec.Struct, array_like=True, frozen=True):
     """The client's body, unparsed."""
     request_id: str
     """The client request's id (``X-Request-Id``), named in a problem body."""
+    key_id: str = ""
+    """The API key the request was authenticated with (attribution); '' when unknown."""
 
 
 class GroupResult(msgspec.Struct, array_like=True, frozen=True):

@@ -44,10 +44,12 @@ _UNAUTHORIZED = "missing, unknown, expired or revoked token"
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated caller: the tenant it acts for, and its token (for revocation)."""
+    """The authenticated caller: the tenant it acts for, its token (for revocation) and the id of
+    the API key its session was opened with (recorded with every write it makes)."""
 
     tenant_id: str
     token: str
+    key_id: str
 
 
 class _Expiring:
@@ -136,8 +138,8 @@ class Authenticator:
             raise unavailable("the session cache is unavailable; retry later") from exc
         status = int(result[0])
         if status == FOUND:
-            tenant = result[1]
-            principal = Principal(tenant.decode() if isinstance(tenant, bytes) else str(tenant), token)
+            tenant, key_id = (v.decode() if isinstance(v, bytes) else str(v) for v in result[1:3])
+            principal = Principal(tenant, token, key_id)
             self.local.keep(principal, float(result[3]))
             return principal
         if status == REFUSED:
@@ -153,7 +155,7 @@ class Authenticator:
             if error.code is ErrorCode.UNAUTHORIZED:
                 self.local.refuse(token)
             raise
-        principal = Principal(active.tenant_id, token)
+        principal = Principal(active.tenant_id, token, active.key_id)
         self.local.keep(principal, float(active.expires_at_epoch))
         return principal
 

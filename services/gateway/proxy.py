@@ -94,7 +94,7 @@ class Pipeline:
                 # The media type goes along even with an empty body, so that the ledger answers
                 # an empty application/json body 400 (malformed JSON) rather than 415.
                 upstream = await self.ledger.forward(
-                    method, _raw_path(scope), query, body, content_type, principal.tenant_id
+                    method, _raw_path(scope), query, body, content_type, principal.tenant_id, principal.key_id
                 )
         except ProblemError as error:
             if admitted.claim is not None:
@@ -142,7 +142,9 @@ def _transfer_write(
         if len(parts) != 2 or parts[1] not in ("post", "void") or not parts[0]:
             return None  # /v1/transfers/batch and anything else go as they came
         kind, target = (1 if parts[1] == "post" else 2), parts[0]
-    return GroupItem(kind, principal.tenant_id, target, content_type or "", body, request_id_var.get())
+    return GroupItem(
+        kind, principal.tenant_id, target, content_type or "", body, request_id_var.get(), principal.key_id
+    )
 
 
 def _raw_path(scope: Scope) -> str:

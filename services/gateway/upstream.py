@@ -4,8 +4,8 @@ Single transfer writes go through the :class:`~services.gateway.coalescer.Coales
 call for all that are concurrent) unless the request is being traced, whose spans need a call of
 its own; everything else is one call each. Both answer the same way (:meth:`Ledger.checked`).
 
-Method, path, query string and body bytes go through as they are; the tenant comes only from the
-authenticated session (``X-Tenant-Id``), never from the client, together with the internal
+Method, path, query string and body bytes go through as they are; the tenant and the API key come
+only from the authenticated session (``X-Tenant-Id``, ``X-Key-Id``), never from the client, together with the internal
 credential, the request id and the trace header (added by :class:`shared.http.ServiceClient`).
 A ledger 503 (its database down) passes through with its ``Retry-After``; any other 5xx or an
 unreachable ledger becomes 503 ``unavailable`` here.
@@ -18,7 +18,7 @@ import logging
 from services.gateway.coalescer import Coalescer
 from shared import tracing
 from shared.errors import PROBLEM_MEDIA_TYPE, unavailable
-from shared.http import TENANT_HEADER, ServiceClient, UpstreamResponse, UpstreamUnavailable
+from shared.http import KEY_HEADER, TENANT_HEADER, ServiceClient, UpstreamResponse, UpstreamUnavailable
 from shared.transfer_group import GroupItem
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class Ledger:
         """A single transfer write (create, post, void): coalesced, unless tracing records it."""
         if self.coalescer is None or tracing.recording():
             content_type = item.content_type or None
-            return await self.forward(method, path, query, item.body, content_type, item.tenant_id)
+            return await self.forward(method, path, query, item.body, content_type, item.tenant_id, item.key_id)
         try:
             response = await self.coalescer.submit(item)
         except UpstreamUnavailable as exc:
@@ -41,9 +41,16 @@ class Ledger:
         return self.checked(response)
 
     async def forward(
-        self, method: str, path: str, query: str, body: bytes, content_type: str | None, tenant_id: str
+        self,
+        method: str,
+        path: str,
+        query: str,
+        body: bytes,
+        content_type: str | None,
+        tenant_id: str,
+        key_id: str,
     ) -> UpstreamResponse:
-        headers = {TENANT_HEADER: tenant_id}
+        headers = {TENANT_HEADER: tenant_id, KEY_HEADER: key_id}
         if content_type:
             headers["Content-Type"] = content_type
         try:

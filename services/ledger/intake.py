@@ -43,21 +43,24 @@ def transfer_id_param(value: str) -> uuid.UUID:
         raise ProblemError(ErrorCode.INVALID_REQUEST, "transfer_id must be a UUID", field="transfer_id") from None
 
 
-def prepare(kind: Kind, tenant: uuid.UUID, target: str, body: bytes, content_type: str | None) -> WriteRequest:
+def prepare(
+    kind: Kind, tenant: uuid.UUID, target: str, body: bytes, content_type: str | None, key_id: str | None
+) -> WriteRequest:
     """The write request for one transfer write, or a 4xx ProblemError for bad input.
 
-    ``target`` is the transfer id from the path (post and void; ignored for create).
+    ``target`` is the transfer id from the path (post and void; ignored for create); ``key_id`` the
+    API key the caller authenticated with, recorded with the write (attribution).
     """
     if kind is Kind.CREATE:
         created = decode_json(body, content_type, TransferCreate)
         assert created is not None
-        return WriteRequest([CreateTransfer(tenant, created)])
+        return WriteRequest([CreateTransfer(tenant, created, key_id)])
     key = transfer_id_param(target)
     if kind is Kind.POST:
         post = decode_json(body, content_type, PendingPost, allow_empty=True)
-        return WriteRequest([PostPending(tenant, key, post.amount if post is not None else None)])
+        return WriteRequest([PostPending(tenant, key, post.amount if post is not None else None, key_id)])
     decode_json(body, content_type, EmptyBody, allow_empty=True)
-    return WriteRequest([VoidPending(tenant, key)])
+    return WriteRequest([VoidPending(tenant, key, key_id)])
 
 
 def answer(outcome: Outcome, request_id: str | None = None) -> tuple[int, bytes, str]:

@@ -48,6 +48,7 @@ def account_from_row(row: Any) -> Account:
         balances=balances_of(
             row["normal_balance"], row["debits_posted"], row["credits_posted"], debits_pending, credits_pending
         ),
+        created_by_key_id=row["created_by_key_id"],
     )
 
 
@@ -68,6 +69,8 @@ def transfer_of(transfer: TransferState, now: datetime | None = None) -> Transfe
         metadata=transfer.metadata,
         created_at=rfc3339(transfer.created_at),
         updated_at=rfc3339(updated_at),
+        created_by_key_id=transfer.created_by_key_id,
+        resolved_by_key_id=transfer.resolved_by_key_id,
     )
 
 

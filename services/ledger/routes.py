@@ -42,7 +42,7 @@ from services.ledger.schemas import (
     PostedBalance,
 )
 from shared.errors import ErrorCode, ErrorItem, ProblemError
-from shared.http import INTERNAL_TOKEN_HEADER, require_internal_token
+from shared.http import INTERNAL_TOKEN_HEADER, KEY_HEADER, key_id_header, require_internal_token
 from shared.web import decode_json, json_response, problem_response, read_body
 
 DEFAULT_LIMIT = 100
@@ -100,7 +100,7 @@ async def create_account(request: Request[Any, Any, Any]) -> Response[bytes]:
     body = decode_json(await read_body(request), request.headers.get("content-type"), AccountCreate)
     assert body is not None
     async with connection(_runtime(request).pool) as conn:
-        status, row = await store.create_account(conn, tenant, body)
+        status, row = await store.create_account(conn, tenant, body, key_id_header(request.headers.get(KEY_HEADER)))
     return json_response(account_from_row(row), status)
 
 
@@ -218,7 +218,8 @@ def _decode_batch(raw: bytes, content_type: str | None) -> BatchCreate:
 async def create_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
     tenant = tenant_of(request)
     batch = _decode_batch(await read_body(request), request.headers.get("content-type"))
-    operations: list[Any] = [CreateTransfer(tenant, item) for item in batch.transfers]
+    key_id = key_id_header(request.headers.get(KEY_HEADER))
+    operations: list[Any] = [CreateTransfer(tenant, item, key_id) for item in batch.transfers]
     outcomes = await _runtime(request).committer.submit(WriteRequest(operations, atomic=batch.atomic))
     if batch.atomic:
         failed = [

@@ -62,6 +62,10 @@ class TransferState:
     updated_at: datetime
     seq: int
     resolved_seq: int | None = None
+    created_by_key_id: str | None = None
+    """The API key whose request created it (None: written before attribution, or by the admin tools)."""
+    resolved_by_key_id: str | None = None
+    """The API key whose request posted or voided it (None while pending, and after an expiry)."""
     is_new: bool = False
     """Created by this transaction: persisted by INSERT rather than UPDATE."""
 
@@ -82,6 +86,8 @@ class TransferState:
 class CreateTransfer:
     tenant_id: uuid.UUID
     body: TransferCreate
+    key_id: str | None = None
+    """The API key the request was authenticated with (attribution)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +95,14 @@ class PostPending:
     tenant_id: uuid.UUID
     transfer_id: uuid.UUID
     amount: int | None
+    key_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class VoidPending:
     tenant_id: uuid.UUID
     transfer_id: uuid.UUID
+    key_id: str | None = None
 
 
 Operation = CreateTransfer | PostPending | VoidPending
@@ -192,7 +200,7 @@ class LedgerState:
 
     def _apply_one(self, op: Operation) -> Outcome:
         if isinstance(op, CreateTransfer):
-            return self._create(op.tenant_id, op.body)
+            return self._create(op.tenant_id, op.body, op.key_id)
         transfer = self.transfers.get((op.tenant_id, op.transfer_id))
         if transfer is None:
             return _fail(ErrorCode.TRANSFER_NOT_FOUND, "no such transfer")
@@ -208,10 +216,10 @@ class LedgerState:
                     f"amount {amount} exceeds the pending amount {transfer.amount}",
                     "amount",
                 )
-            return self._resolve(transfer, "posted", amount)
-        return self._resolve(transfer, "voided", 0)
+            return self._resolve(transfer, "posted", amount, op.key_id)
+        return self._resolve(transfer, "voided", 0, op.key_id)
 
-    def _create(self, tenant_id: uuid.UUID, body: TransferCreate) -> Outcome:
+    def _create(self, tenant_id: uuid.UUID, body: TransferCreate, key_id: str | None) -> Outcome:
         existing = self.transfers.get((tenant_id, body.id))
         if existing is not None:
             if existing.same_request(body):
@@ -268,6 +276,7 @@ class LedgerState:
             created_at=self.now,
             updated_at=self.now,
             seq=self._next_seq(),
+            created_by_key_id=key_id,
             is_new=True,
         )
         key = (tenant_id, body.id)
@@ -275,7 +284,7 @@ class LedgerState:
         self._undo.append((None, "__new__", key))
         return Outcome(status=201, transfer=replace(transfer), applied=True)
 
-    def _resolve(self, transfer: TransferState, status: TransferStatus, posted: int) -> Outcome:
+    def _resolve(self, transfer: TransferState, status: TransferStatus, posted: int, key_id: str | None) -> Outcome:
         """Post ``posted`` of a reservation (0 for a void) and release the rest."""
         debit = self.accounts[(transfer.tenant_id, transfer.debit_account_id)]
         credit = self.accounts[(transfer.tenant_id, transfer.credit_account_id)]
@@ -289,4 +298,5 @@ class LedgerState:
         self._set(transfer, "posted_amount", posted)
         self._set(transfer, "updated_at", self.now)
         self._set(transfer, "resolved_seq", self._next_seq())
+        self._set(transfer, "resolved_by_key_id", key_id)
         return Outcome(status=200, transfer=replace(transfer), applied=True)

@@ -123,6 +123,8 @@ class Account(Struct):
     debits_pending: int
     credits_pending: int
     balances: Balances
+    created_by_key_id: str | None = None
+    """Attribution: the id of the API key whose session opened the account (never the secret)."""
 
 
 class Transfer(Struct):
@@ -137,6 +139,11 @@ class Transfer(Struct):
     metadata: dict[str, str]
     created_at: str
     updated_at: str
+    created_by_key_id: str | None = None
+    """Attribution: the id of the API key whose session created the transfer."""
+    resolved_by_key_id: str | None = None
+    """Attribution: the id of the API key whose session posted or voided it (null while pending and
+    after an expiry, which nobody requested)."""
 
 
 class PostedBalance(Struct):

@@ -59,7 +59,7 @@ MAX_ATTEMPTS = 8
 
 TRANSFER_COLUMNS = """t.tenant_id, t.id, t.debit_account_id, t.credit_account_id, t.amount, t.currency,
     t.pending, t.timeout_seconds, t.status, t.posted_amount, t.expires_at, t.metadata,
-    t.created_at, t.updated_at, t.seq, t.resolved_seq"""
+    t.created_at, t.updated_at, t.seq, t.resolved_seq, t.created_by_key_id, t.resolved_by_key_id"""
 
 # Steps 1 and 2 in one round trip: see migrations/0002_lock_and_read.sql for why a function.
 LOCK_AND_READ = "SELECT * FROM ledger_lock_and_read($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[])"
@@ -133,6 +133,8 @@ def transfer_from_row(row: asyncpg.Record) -> TransferState:
         updated_at=row["updated_at"],
         seq=row["seq"],
         resolved_seq=row["resolved_seq"],
+        created_by_key_id=row["created_by_key_id"],
+        resolved_by_key_id=row["resolved_by_key_id"],
     )
 
 
@@ -255,7 +257,7 @@ async def expire_due(conn: asyncpg.Connection, limit: int = 500) -> int:
 
 ACCOUNT_COLUMNS = """a.pk, a.tenant_id, a.id, a.currency, a.normal_balance, a.debits_must_not_exceed_credits,
     a.credits_must_not_exceed_debits, a.metadata, a.created_at, a.debits_posted, a.credits_posted,
-    a.debits_pending, a.credits_pending"""
+    a.debits_pending, a.credits_pending, a.created_by_key_id"""
 
 # Reservations past expires_at that the sweep has not released yet, per side; reads subtract
 # them so no read ever shows an expired reservation (the partial index keeps this cheap).
@@ -269,8 +271,8 @@ DUE_AMOUNTS = """
 
 INSERT_ACCOUNT = f"""
 INSERT INTO accounts AS a (tenant_id, id, currency, normal_balance, debits_must_not_exceed_credits,
-                           credits_must_not_exceed_debits, metadata, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp())
+                           credits_must_not_exceed_debits, metadata, created_at, created_by_key_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp(), $8)
 ON CONFLICT (tenant_id, id) DO NOTHING
 RETURNING {ACCOUNT_COLUMNS}, 0::bigint AS due_debits, 0::bigint AS due_credits
 """
@@ -279,7 +281,7 @@ SELECT_ACCOUNT = f"SELECT {ACCOUNT_COLUMNS}, {DUE_AMOUNTS} FROM accounts a WHERE
 
 
 async def create_account(
-    conn: asyncpg.Connection, tenant_id: uuid.UUID, body: AccountCreate
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, body: AccountCreate, key_id: str | None = None
 ) -> tuple[int, asyncpg.Record]:
     """Insert an account; (201, row), or (200, row) when the same id was created with the same body.
 
@@ -296,6 +298,7 @@ async def create_account(
         flags.debits_must_not_exceed_credits,
         flags.credits_must_not_exceed_debits,
         body.metadata,
+        key_id,
     )
     if row is not None:
         return 201, row

@@ -24,7 +24,7 @@ from services.ledger.runtime import LedgerRuntime
 from shared import transfer_group
 from shared.asgi import header, read_body, respond, respond_problem
 from shared.errors import ErrorCode, ProblemError
-from shared.http import INTERNAL_TOKEN_HEADER, TENANT_HEADER, require_internal_token
+from shared.http import INTERNAL_TOKEN_HEADER, KEY_HEADER, TENANT_HEADER, key_id_header, require_internal_token
 from shared.logging import request_id_var
 from shared.transfer_group import GroupItem, GroupResult
 from shared.web import read_body as read_request_body
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 _INTERNAL_TOKEN = INTERNAL_TOKEN_HEADER.lower().encode()
 _TENANT = TENANT_HEADER.lower().encode()
+_KEY = KEY_HEADER.lower().encode()
 
 
 def _runtime_of(scope: Scope) -> LedgerRuntime:
@@ -60,7 +61,9 @@ async def create_transfer(scope: Scope, receive: Receive, send: Send) -> None:
         runtime = _runtime_of(scope)
         _authorise(scope, runtime)
         tenant = _tenant(header(scope, _TENANT))
-        request = prepare(Kind.CREATE, tenant, "", await read_body(scope, receive), header(scope, b"content-type"))
+        key_id = key_id_header(header(scope, _KEY))
+        body = await read_body(scope, receive)
+        request = prepare(Kind.CREATE, tenant, "", body, header(scope, b"content-type"), key_id)
         outcomes = await runtime.committer.submit(request)
     except ProblemError as error:
         await respond_problem(send, error)
@@ -74,7 +77,8 @@ async def _resolve(request: Request[Any, Any, Any], kind: Kind, transfer_id: str
     _authorise(request.scope, runtime)
     tenant = _tenant(request.headers.get(TENANT_HEADER))
     body = await read_request_body(request)
-    write = prepare(kind, tenant, transfer_id, body, request.headers.get("content-type"))
+    key_id = key_id_header(request.headers.get(KEY_HEADER))
+    write = prepare(kind, tenant, transfer_id, body, request.headers.get("content-type"), key_id)
     outcomes = await runtime.committer.submit(write)
     status, content, content_type = answer(outcomes[0])
     return Response(content=content, status_code=status, media_type=content_type)
@@ -119,9 +123,9 @@ async def apply_group(runtime: LedgerRuntime, items: list[GroupItem]) -> list[Gr
             if item.kind not in (Kind.CREATE, Kind.POST, Kind.VOID):
                 raise ProblemError(ErrorCode.INVALID_REQUEST, "unknown transfer write")
             tenant = _tenant(item.tenant_id)
-            accepted.append(
-                (index, prepare(Kind(item.kind), tenant, item.target, item.body, item.content_type or None))
-            )
+            key_id = key_id_header(item.key_id)
+            write = prepare(Kind(item.kind), tenant, item.target, item.body, item.content_type or None, key_id)
+            accepted.append((index, write))
         except ProblemError as error:
             results[index] = _result(*refused(error, item.request_id), error)
     futures = runtime.committer.submit_many([request for _, request in accepted])

@@ -56,17 +56,20 @@ WRITE = """
 WITH inserted AS (
     INSERT INTO transfers (tenant_id, id, debit_account_id, credit_account_id, amount, currency, pending,
                            timeout_seconds, status, posted_amount, expires_at, metadata, created_at,
-                           updated_at, seq, resolved_seq)
+                           updated_at, seq, resolved_seq, created_by_key_id, resolved_by_key_id)
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], $6::text[],
                          $7::boolean[], $8::integer[], $9::text[], $10::bigint[], $11::timestamptz[],
-                         $12::jsonb[], $13::timestamptz[], $14::timestamptz[], $15::bigint[], $16::bigint[])
+                         $12::jsonb[], $13::timestamptz[], $14::timestamptz[], $15::bigint[], $16::bigint[],
+                         $28::text[], $30::text[])
     ON CONFLICT (tenant_id, id) DO NOTHING
     RETURNING 1
 ), resolved AS (
     UPDATE transfers t
-    SET status = u.status, posted_amount = u.posted_amount, updated_at = u.updated_at, resolved_seq = u.seq
-    FROM unnest($17::uuid[], $18::uuid[], $19::text[], $20::bigint[], $21::timestamptz[], $22::bigint[])
-         AS u(tenant_id, id, status, posted_amount, updated_at, seq)
+    SET status = u.status, posted_amount = u.posted_amount, updated_at = u.updated_at, resolved_seq = u.seq,
+        resolved_by_key_id = u.key_id
+    FROM unnest($17::uuid[], $18::uuid[], $19::text[], $20::bigint[], $21::timestamptz[], $22::bigint[],
+                $29::text[])
+         AS u(tenant_id, id, status, posted_amount, updated_at, seq, key_id)
     WHERE t.tenant_id = u.tenant_id AND t.id = u.id AND t.status = 'pending'
     RETURNING 1
 ), balanced AS (
@@ -141,6 +144,9 @@ async def _write_arrays(
         [a.credits_posted for a in changed],
         [a.debits_pending for a in changed],
         [a.credits_pending for a in changed],
+        [t.created_by_key_id for t in new],
+        [t.resolved_by_key_id for t in resolved],
+        [t.resolved_by_key_id for t in new],
     )
     assert row is not None
     if row["inserted"] != len(new):
