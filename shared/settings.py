@@ -238,6 +238,16 @@ class Settings:
     login_burst_per_address: int = field(default_factory=lambda: _env_int("LOGIN_BURST_PER_ADDRESS", 100))
     """Gateway: ``POST /v1/sessions`` calls one client address may make at once above the sustained rate."""
 
+    refused_auth_rate_per_address_per_second: float = field(
+        default_factory=lambda: _env_float("REFUSED_AUTH_RATE_PER_ADDRESS_PER_SECOND", 5.0)
+    )
+    """Gateway: refused authentications (missing, unknown, expired or revoked tokens) a client
+    address may cause per second, fleet-wide, before its unresolved tokens are no longer looked up
+    in the session service (429 instead). Tokens found in Redis still work from that address."""
+
+    refused_auth_burst_per_address: int = field(default_factory=lambda: _env_int("REFUSED_AUTH_BURST_PER_ADDRESS", 50))
+    """Gateway: refused authentications a client address may cause at once above that rate."""
+
     trusted_proxy_hops: int = field(
         default_factory=lambda: _env_int("TRUSTED_PROXY_HOPS", 1 if os.environ.get("AWS_EXECUTION_ENV") else 0)
     )

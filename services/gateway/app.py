@@ -22,6 +22,7 @@ from services.gateway.login import LoginLimiter
 from services.gateway.openapi import build_document
 from services.gateway.proxy import Pipeline
 from services.gateway.ratelimit import RateLimit
+from services.gateway.refusals import RefusalLimiter
 from services.gateway.routes import public_routes
 from services.gateway.upstream import Ledger
 from shared.http import HttpPool, ServiceClient
@@ -69,6 +70,8 @@ class Components:
                 settings.idempotency_ttl_seconds,
             ),
             Ledger(self.ledger, coalescer),
+            RefusalLimiter(self.redis, settings),
+            settings.trusted_proxy_hops,
         )
 
     async def start(self) -> None:

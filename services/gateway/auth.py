@@ -122,7 +122,12 @@ class Authenticator:
         self._sessions = sessions
         self.local = local
 
-    async def authenticate(self, authorization: str | None) -> Principal:
+    async def authenticate(self, authorization: str | None, unresolved: ProblemError | None = None) -> Principal:
+        """The caller of a request with this ``Authorization`` header, or 401.
+
+        ``unresolved``: raised instead of asking the session service about a token that neither
+        this process nor Redis knows (its address is blocked: :mod:`.refusals`).
+        """
         match = _BEARER.match(authorization or "")
         if match is None:
             raise ProblemError(ErrorCode.UNAUTHORIZED, _UNAUTHORIZED)
@@ -145,6 +150,8 @@ class Authenticator:
         if status == REFUSED:
             self.local.refuse(token)
             raise ProblemError(ErrorCode.UNAUTHORIZED, _UNAUTHORIZED)
+        if unresolved is not None:
+            raise unresolved
         try:
             active = await self._sessions.call(
                 "POST", "/internal/sessions/introspect", TokenRequest(token), Introspection

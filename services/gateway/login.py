@@ -76,13 +76,24 @@ return {1, tight, tight_remaining, '0', string.format('%.0f', tight_reset)}
 
 def client_address(request: Request[Any, Any, Any], trusted_hops: int) -> str:
     """The caller's address as the limits count it (see the module docstring)."""
+    return address_of(request.scope, trusted_hops)
+
+
+def address_of(scope: Any, trusted_hops: int) -> str:
+    """:func:`client_address` from a raw ASGI scope."""
     candidate = ""
     if trusted_hops > 0:
-        hops = [part.strip() for value in request.headers.getall("x-forwarded-for", []) for part in value.split(",")]
+        hops = [
+            part.strip()
+            for name, value in scope["headers"]
+            if name == b"x-forwarded-for"
+            for part in value.decode("latin-1").split(",")
+        ]
         if len(hops) >= trusted_hops:
             candidate = hops[-trusted_hops]
     if not candidate:
-        candidate = request.client.host if request.client is not None else ""
+        client = scope.get("client")
+        candidate = client[0] if client else ""
     try:
         address = ipaddress.ip_address(candidate)
     except ValueError:

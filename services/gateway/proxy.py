@@ -28,6 +28,8 @@ from litestar.types import Receive, Scope, Send
 from services.gateway.admission import Admission, Admitted
 from services.gateway.auth import Authenticator, Principal
 from services.gateway.idempotency import KeptResponse, fingerprint, keep, validate_key
+from services.gateway.login import address_of
+from services.gateway.refusals import RefusalLimiter
 from services.gateway.upstream import Ledger
 from shared.asgi import header, read_body, respond, respond_problem
 from shared.errors import ErrorCode, ProblemError
@@ -40,13 +42,29 @@ _TRANSFERS = "/v1/transfers"
 
 
 class Pipeline:
-    def __init__(self, auth: Authenticator, admission: Admission, ledger: Ledger) -> None:
+    def __init__(
+        self, auth: Authenticator, admission: Admission, ledger: Ledger, refusals: RefusalLimiter, trusted_hops: int
+    ) -> None:
         self.auth = auth
         self.admission = admission
         self.ledger = ledger
+        self.refusals = refusals
+        self.trusted_hops = trusted_hops
 
     async def authenticate(self, scope: Scope) -> Principal:
-        return await self.auth.authenticate(header(scope, b"authorization"))
+        """The caller, or 401; 429 once the client's address caused too many refusals (it then
+        costs neither the session service nor Redis: :mod:`.refusals`)."""
+        address = address_of(scope, self.trusted_hops)
+        blocked = self.refusals.blocked(address)
+        try:
+            return await self.auth.authenticate(header(scope, b"authorization"), unresolved=blocked)
+        except ProblemError as error:
+            if error.code is not ErrorCode.UNAUTHORIZED:
+                raise
+            limited = blocked or await self.refusals.refused(address)
+            if limited is not None:
+                raise limited from None
+            raise
 
     async def forward(self, scope: Scope, receive: Receive, send: Send, methods: Collection[str]) -> None:
         """Serve one proxied public request as a raw ASGI app."""

@@ -117,6 +117,9 @@ class Platform:
             "DYNAMODB_TIMEOUT_SECONDS": "1",
             "REDIS_TIMEOUT_SECONDS": "1",
             "UPSTREAM_TIMEOUT_SECONDS": "5",
+            # Every test client is 127.0.0.1: the suites' many deliberate 401s must not block it
+            # (tests/gateway/test_refusals.py runs a gateway with a low limit of its own).
+            "REFUSED_AUTH_BURST_PER_ADDRESS": "1000000",
             "AWS_REGION": "eu-west-1",
             "INTERNAL_TOKEN": secrets.token_urlsafe(24),
             "SESSION_PORT": str(ports["session"]),
