@@ -23,7 +23,7 @@ import msgspec
 
 from shared.errors import ErrorCode, ProblemError
 
-_VALID_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
+_VALID_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 
 # KEYS[1] = idem key; ARGV[1] = the claim value we wrote; ARGV[2] = final value ('' = release);
 # ARGV[3] = TTL seconds. Only the claimant may complete or release its claim.
@@ -38,7 +38,7 @@ def validate_key(value: str | None) -> str | None:
     """The Idempotency-Key header, checked (1-255 printable ASCII), or None when absent."""
     if value is None:
         return None
-    if not _VALID_KEY.match(value):
+    if not _VALID_KEY.fullmatch(value):  # whole value: `$` would let a final newline through
         raise ProblemError(
             ErrorCode.INVALID_REQUEST,
             "Idempotency-Key must be 1-255 printable ASCII characters",

@@ -209,10 +209,15 @@ class GroupCommitter:
                         results = await store.apply_requests(conn, [w.request for w in group])
                     except DATABASE_DOWN:
                         raise
-                    except Exception:
+                    except Exception as exc:
                         if len(group) == 1:
                             raise
-                        log.exception("group transaction failed; re-running its requests one by one")
+                        # Not the exception text: a database error's detail quotes the failing row
+                        # (amounts, metadata). Its type and SQLSTATE say what failed.
+                        log.error(
+                            "group transaction failed; re-running its requests one by one",
+                            extra={"error": type(exc).__name__, "sqlstate": getattr(exc, "sqlstate", None)},
+                        )
                         await self._commit_one_by_one(conn, group)
                         return
             self._record(len(group), results)
