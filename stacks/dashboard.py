@@ -1,4 +1,4 @@
-"""The ``FinTech-Operations`` dashboard body: alarm states, the ALB, the services' application (EMF)
+"""The ``FinTech-Operations`` dashboard body: alarm states, the SLOs, the ALB, the services' application (EMF)
 metrics, their containers and the data tier.
 
 The application rows use the names of ``shared.metrics`` (the module the services emit with), so the
@@ -26,6 +26,7 @@ from stacks.app_alarms import SERVICE_DIMENSION, VERIFIER_RUN_FAILURES
 from stacks.common import ENV_PARAM
 from stacks.config import PlatformConfig
 from stacks.security import TABLES
+from stacks.slo import slo_widgets
 
 Widget = dict[str, object]
 
@@ -171,15 +172,21 @@ def alarm_widget(alarms: Sequence[str], y: int) -> Widget:
     }
 
 
-def dashboard_body(platform: PlatformConfig, app_metrics: Sequence[str], alarms: Sequence[str] = ()) -> str:
-    """The dashboard JSON (an ``Fn::Sub`` string): alarm states, then the ALB, the application rows,
-    containers and the data tier; ``app_metrics`` adds one graph per further EMF metric at the end."""
+def dashboard_body(
+    platform: PlatformConfig, app_metrics: Sequence[str], alarms: Sequence[str] = (), slo_alarms: Sequence[str] = ()
+) -> str:
+    """The dashboard JSON (an ``Fn::Sub`` string): alarm states, the SLO row (``stacks.slo``), then the
+    ALB, the application rows, containers and the data tier; ``app_metrics`` adds one graph per further
+    EMF metric at the end."""
     top = 6 if alarms else 0
+    slo = slo_widgets(top, list(slo_alarms)) if slo_alarms else []
+    top += 6 if slo else 0
     app_rows = 30
     infra = top + 6 + app_rows
     elb = "AWS/ApplicationELB"
     lb = ["LoadBalancer", "${Alb}"]
     widgets: list[Widget] = [alarm_widget(alarms, 0)] if alarms else []
+    widgets += slo
     widgets += [
         _graph(
             "ALB requests and 5XX",

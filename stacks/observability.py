@@ -2,7 +2,8 @@
 the EventBridge rules that forward ECS service errors.
 
 AWS-native alarms live here; the alarms on the services' application (EMF) metrics, whose names come
-from ``shared.metrics``, live in :mod:`stacks.app_alarms`, and the dashboard in :mod:`stacks.dashboard`.
+from ``shared.metrics``, live in :mod:`stacks.app_alarms`, the SLOs and their burn-rate alarms in
+:mod:`stacks.slo`, and the dashboard in :mod:`stacks.dashboard`.
 Their thresholds come from the typed per-environment config through the ``EnvironmentSizing`` mapping.
 """
 
@@ -22,6 +23,7 @@ from stacks.dashboard import dashboard_body
 from stacks.naming import ComputeExports, DataExports, NetworkExports, SecurityExports, import_value
 from stacks.ops_alarms import add_ops_alarms, redis_node_ids
 from stacks.security import TABLES
+from stacks.slo import add_slo_alarms
 
 
 def _alarm(
@@ -276,6 +278,7 @@ def build(platform: PlatformConfig, app_metrics: Sequence[str] = ()) -> Template
     _alarms(t, platform, topic)
     add_app_alarms(t, topic)
     add_ops_alarms(t, platform, topic)
+    slo_alarms = add_slo_alarms(t, topic)
     alarms = [name for name, res in t.resources.items() if isinstance(res, cloudwatch.Alarm)]
     variables: dict[str, object] = {
         "Alb": import_value(t, ComputeExports.ALB_FULL_NAME),
@@ -292,7 +295,7 @@ def build(platform: PlatformConfig, app_metrics: Sequence[str] = ()) -> Template
         cloudwatch.Dashboard(
             "OperationsDashboard",
             DashboardName=platform.dashboard_name,
-            DashboardBody=Sub(dashboard_body(platform, app_metrics, alarms), **variables),
+            DashboardBody=Sub(dashboard_body(platform, app_metrics, alarms, slo_alarms), **variables),
         )
     )
     cluster_arn = import_value(t, ComputeExports.CLUSTER_ARN)

@@ -103,6 +103,8 @@ def fixed_lines(env: EnvironmentConfig, fleet: dict[str, Any] | None = None) -> 
         Line("KMS customer managed keys", inv.get("AWS::KMS::Key", 0), "key-months", price("kms_key_month")),
         Line("Secrets Manager secrets", inv["secrets"], "secret-months", price("secret_month")),
         Line("CloudWatch alarms", inv["alarm_metrics"], "alarm metric-months", price("cw_alarm_metric_month")),
+        Line("CloudWatch composite alarms (SLO burn rates)", inv.get("AWS::CloudWatch::CompositeAlarm", 0),
+             "composite alarm-months", price("cw_composite_alarm_month")),
         Line("CloudWatch dashboards", inv.get("AWS::CloudWatch::Dashboard", 0), "dashboard-months",
              price("cw_dashboard_month")),
         Line("CloudWatch EMF custom metrics", assumed("emf_metrics"), "metric-months", price("cw_metric_month")),

@@ -60,6 +60,7 @@ PRICES: dict[str, Price] = {
     "waf_million_requests": Price(0.60, "million requests", _WAF),
     "cw_metric_month": Price(0.30, "custom metric-month (first 10,000)", _CW),
     "cw_alarm_metric_month": Price(0.10, "standard-resolution alarm metric-month", _CW),
+    "cw_composite_alarm_month": Price(0.50, "composite alarm-month", _CW),
     "cw_dashboard_month": Price(3.00, "dashboard-month (after the first 3)", _CW),
     "cw_logs_ingest_gb": Price(0.50, "GB ingested", _CW),
     "kms_key_month": Price(1.00, "customer managed key-month", "https://aws.amazon.com/kms/pricing/"),

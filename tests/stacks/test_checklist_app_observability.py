@@ -167,7 +167,7 @@ def test_dashboard_shows_errors_by_code_emf_extraction_errors_and_every_alarm(te
         for s in m.SERVICES
         for metric in ("EMFValidationErrors", "EMFParsingErrors")
     }
-    (alarm_widget,) = [w for w in _widgets(templates) if w["type"] == "alarm"]
+    (alarm_widget,) = [w for w in _widgets(templates) if w["type"] == "alarm" and w["properties"]["title"] == "Alarms"]
     alarms = resources(templates["observability"], "AWS::CloudWatch::Alarm")
     assert alarm_widget["properties"]["alarms"] == [f"${{{name}.Arn}}" for name in sorted(alarms)]
 
