@@ -44,7 +44,9 @@ def _measured(m: cm.Measured) -> list[str]:
     rows += [["ledger group size (mean)", _n(m.group_size, 1), _n(m.hot_group_size, 1)],
              ["transfers/s on the bench machine", _n(m.uniform_transfers_per_s), _n(m.hot_transfers_per_s)]]  # fmt: skip
     return ["## Measured inputs", "", f"From {m.source}. CPU-us per transfer (CPU time of each process "
-            "over the transfers committed in the scenario):", "", *_table(["figure", "`uniform`", "`hot`"], rows)]  # fmt: skip
+            "over the transfers committed in the scenario). The bench machine was shared with other load; CPU "
+            "time per transfer is steadier than throughput, but cache and SMT contention inflate it, so the "
+            "sizing below errs towards more capacity:", "", *_table(["figure", "`uniform`", "`hot`"], rows)]  # fmt: skip
 
 
 def _per_vcpu(m: cm.Measured, prod: EnvironmentConfig) -> list[str]:
@@ -93,9 +95,14 @@ def _sizing(m: cm.Measured, prod: EnvironmentConfig) -> list[str]:
     ]
     lines += [f"- Session tasks stay at the floor: a transfer costs the session service {m.cpu_us['session']:.1f} us "
               "(sessions are served from gateway memory and Redis); its load is logins, not transfers.",
-              "- Past 10,000 transfers/s the task counts exceed prod's `max_tasks`: raise them in "
-              "`stacks/config.py` before the load arrives."]  # fmt: skip
+              f"- Past about {_n(_max_tasks_rate(m, prod))} transfers/s a service needs more tasks than prod's "
+              "`max_tasks`: raise them in `stacks/config.py` before the load arrives."]  # fmt: skip
     return lines
+
+
+def _max_tasks_rate(m: cm.Measured, env: EnvironmentConfig) -> float:
+    """Transfers/s at which the first service reaches ``env``'s ``max_tasks``."""
+    return min(env.service(s).max_tasks * cm.per_task(m, s, env) for s in cm.SERVICES)
 
 
 def _hot(m: cm.Measured, prod: EnvironmentConfig) -> list[str]:
