@@ -19,10 +19,10 @@ def build(platform: PlatformConfig) -> Template:
         Parameter(
             "ContainerImage",
             Type="String",
-            AllowedPattern="^[^\\s]+(:[\\w.-]+|@sha256:[0-9a-f]{64})$",
-            Description="Service image URI with an immutable tag or digest "
-            "(<account>.dkr.ecr.<region>.amazonaws.com/fintech-ledger:<git-sha>); one image runs all "
-            "three services, each task definition chooses the module.",
+            AllowedPattern="^[^\\s@]+@sha256:[0-9a-f]{64}$",
+            Description="Service image by digest only (<account>.dkr.ecr.<region>.amazonaws.com/fintech-ledger"
+            "@sha256:<64 hex>), so what was scanned and reviewed is what runs; one image runs all three "
+            "services, each task definition chooses the module.",
         )
     )
     t.add_parameter(
@@ -38,8 +38,10 @@ def build(platform: PlatformConfig) -> Template:
             "AdotImage",
             Type="String",
             Default=platform.adot_image,
-            Description="Image of the AWS Distro for OpenTelemetry collector sidecar (traces to X-Ray, "
-            "EMF metrics to CloudWatch).",
+            AllowedPattern="^ecr-public/[a-z0-9._/-]+(:[\\w.-]+|@sha256:[0-9a-f]{64})$",
+            Description="AWS Distro for OpenTelemetry collector sidecar (traces to X-Ray), as a path in "
+            "this account's ECR Public pull-through cache (ecr-public/...): pulled through ECR, never "
+            "from a public registry.",
         )
     )
     logs_key = import_value(t, SecurityExports.LOGS_KEY_ARN)

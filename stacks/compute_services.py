@@ -133,7 +133,8 @@ def _task_definition(t: Template, platform: PlatformConfig, svc: ServiceSpec, gr
     )
     collector = ecs.ContainerDefinition(
         Name="otel-collector",
-        Image=Ref("AdotImage"),
+        # This account's registry: the pull-through cache of ECR Public (stacks/security_registry.py).
+        Image=Sub("${AWS::AccountId}.dkr.ecr.${AWS::Region}.${AWS::URLSuffix}/${AdotImage}"),
         # The configuration travels in the task definition (no file to bake into an image).
         Command=["--config=env:AOT_CONFIG_CONTENT"],
         Environment=[ecs.Environment(Name="AOT_CONFIG_CONTENT", Value=COLLECTOR_CONFIG)],

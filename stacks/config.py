@@ -235,8 +235,9 @@ class PlatformConfig:
     image_repository_name: str = "fintech-ledger"
     """Default ECR repository the task execution role may pull from."""
 
-    adot_image: str = "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.1"
-    """Default image of the AWS Distro for OpenTelemetry sidecar."""
+    adot_image: str = "ecr-public/aws-observability/aws-otel-collector:v0.43.1"
+    """Default image of the AWS Distro for OpenTelemetry sidecar, as a path in this account's registry:
+    the ECR Public pull-through cache (``stacks.security_registry``), never a public registry."""
 
     otlp_endpoint: str = "http://127.0.0.1:4317"
     """OTEL_EXPORTER_OTLP_ENDPOINT of the application containers (the ADOT sidecar)."""

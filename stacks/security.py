@@ -1,4 +1,5 @@
-"""Security tier: KMS keys, security groups, the internal-token secret and the ECS IAM roles."""
+"""Security tier: KMS keys, security groups, the internal-token secret, the ECS IAM roles and the
+image registry (``stacks.security_registry``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from stacks.common import (
 from stacks.config import PlatformConfig
 from stacks.naming import NetworkExports, SecurityExports, add_export, import_value
 from stacks.rotation import rotated_secret
+from stacks.security_registry import build_registry
 
 TABLES = ("tenants", "api-keys", "sessions")
 """DynamoDB tables of the session service (``<prefix><table>``)."""
@@ -204,13 +206,15 @@ def _secret_arn(pattern: str) -> Sub:
     return Sub(f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{pattern}")
 
 
-def _roles(t: Template, platform: PlatformConfig, keys: dict[str, object], internal_secret: object) -> None:
+def _roles(
+    t: Template,
+    platform: PlatformConfig,
+    keys: dict[str, object],
+    internal_secret: object,
+    registry: list[Statement],
+) -> None:
     log_groups = Sub(
         f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/fintech/${{{ENV_PARAM}}}/*"
-    )
-    repository = Sub(
-        "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/${Repo}",
-        Repo=Ref("ImageRepositoryName"),
     )
     execution = t.add_resource(
         iam_res.Role(
@@ -221,17 +225,7 @@ def _roles(t: Template, platform: PlatformConfig, keys: dict[str, object], inter
                 _policy(
                     "pull-log-read-secrets",
                     [
-                        # ecr:GetAuthorizationToken has no resource-level permission.
-                        Statement(Effect=Allow, Action=[iam.Action("ecr", "GetAuthorizationToken")], Resource=["*"]),
-                        Statement(
-                            Effect=Allow,
-                            Action=[
-                                iam.Action("ecr", "BatchGetImage"),
-                                iam.Action("ecr", "GetDownloadUrlForLayer"),
-                                iam.Action("ecr", "BatchCheckLayerAvailability"),
-                            ],
-                            Resource=[repository],
-                        ),
+                        *registry,  # the service image and the collector (security_registry.py)
                         Statement(
                             Effect=Allow,
                             Action=[iam.Action("logs", "CreateLogStream"), iam.Action("logs", "PutLogEvents")],
@@ -350,7 +344,8 @@ def build(platform: PlatformConfig) -> Template:
             Type="String",
             Default=platform.image_repository_name,
             AllowedPattern="^[a-z0-9][a-z0-9._/-]{1,255}$",
-            Description="ECR repository holding the service image; the execution role may pull only from it.",
+            Description="ECR repository holding the service image (created here unless CreateImageRepository "
+            "is false); the execution role may pull only from it and from the collector's pull-through cache.",
         )
     )
     keys = _keys(t, platform)
@@ -365,5 +360,5 @@ def build(platform: PlatformConfig) -> Template:
         rotation_days=90,
     )
     add_export(t, SecurityExports.INTERNAL_TOKEN_SECRET_ARN, Ref(secret))
-    _roles(t, platform, keys, Ref(secret))
+    _roles(t, platform, keys, Ref(secret), build_registry(t, platform, keys["data"]))
     return t

@@ -114,7 +114,9 @@ def test_task_definitions_image_by_parameter_and_service_chosen_by_command(templ
 def test_task_definitions_have_an_adot_sidecar(templates: dict[str, Json]) -> None:
     t = templates["compute"]
     for name, containers in _containers(t).items():
-        sidecars = [c for c in containers if c["Image"] == {"Ref": "AdotImage"}]
+        # Pulled through this account's ECR pull-through cache (issue 13, item 8).
+        adot = {"Fn::Sub": "${AWS::AccountId}.dkr.ecr.${AWS::Region}.${AWS::URLSuffix}/${AdotImage}"}
+        sidecars = [c for c in containers if c["Image"] == adot]
         assert len(sidecars) == 1, name
     assert "aws-otel-collector" in t["Parameters"]["AdotImage"]["Default"]
 
