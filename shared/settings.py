@@ -125,6 +125,17 @@ class Settings:
     idempotency_ttl_seconds: int = field(default_factory=lambda: _env_int("IDEMPOTENCY_TTL_SECONDS", 86_400))
     """How long the gateway keeps a response for an Idempotency-Key (24 hours by contract)."""
 
+    idempotency_max_kept_bytes: int = field(default_factory=lambda: _env_int("IDEMPOTENCY_MAX_KEPT_BYTES", 1024 * 1024))
+    """Largest response kept for an Idempotency-Key, as stored (compressed when shorter). A larger
+    one is not kept: a retry with the key runs again (safe: only batches get that large, and their
+    items carry their own transfer ids)."""
+
+    idempotency_max_keys_per_tenant: int = field(
+        default_factory=lambda: _env_int("IDEMPOTENCY_MAX_KEYS_PER_TENANT", 1_000_000)
+    )
+    """Idempotency-Keys one tenant may hold at once (in flight or kept); a new key past it is 429
+    until the oldest expires. Bounds one tenant's share of the Redis that also holds sessions."""
+
     upstream_timeout_seconds: float = field(default_factory=lambda: _env_float("UPSTREAM_TIMEOUT_SECONDS", 10.0))
     """Total timeout of one service-to-service call."""
 

@@ -68,6 +68,8 @@ class Components:
                 RateLimit(settings.rate_limit_per_second, settings.rate_limit_burst),
                 settings.idempotency_lease_seconds,
                 settings.idempotency_ttl_seconds,
+                settings.idempotency_max_keys_per_tenant,
+                settings.idempotency_max_kept_bytes,
             ),
             Ledger(self.ledger, coalescer),
             RefusalLimiter(self.redis, settings),

@@ -4,7 +4,14 @@ Key ``<prefix>idem:{<tenant>}:<sha256(Idempotency-Key)>`` holds either
 
 - ``P|<fingerprint>|<claim id>`` while the first request is in flight (expires after
   ``idempotency_lease_seconds`` should its gateway die), or
-- ``D|<fingerprint>|<status>|<content type>\\n<body>`` once it answered, for 24 hours.
+- ``D|<fingerprint>|<status>|<content type>\\n<body>`` once it answered, for 24 hours, or ``Z|...``
+  with the body zlib-compressed when that is shorter (a batch answer compresses ~10x).
+
+Bounds (issue 14): a response whose kept form is over ``IDEMPOTENCY_MAX_KEPT_BYTES`` is not kept
+(the claim is released, so a retry runs again: only batches get that large, and every item of a
+batch carries its own transfer id, so a re-run answers the applied ones as replays); a tenant keeps
+at most ``IDEMPOTENCY_MAX_KEYS_PER_TENANT`` keys (the set ``idemset:{<tenant>}`` scores each by
+its expiry), past which a new key is 429 until the oldest expires.
 
 The claim is taken atomically with the rate-limit check (:mod:`.admission`); the first response is
 stored only by the claimant (compare-and-set on the claim value), and released instead when its
@@ -17,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import zlib
 from dataclasses import dataclass
 
 import msgspec
@@ -25,13 +33,26 @@ from shared.errors import ErrorCode, ProblemError
 
 _VALID_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 
-# KEYS[1] = idem key; ARGV[1] = the claim value we wrote; ARGV[2] = final value ('' = release);
-# ARGV[3] = TTL seconds. Only the claimant may complete or release its claim.
+# KEYS[1] = idem key, KEYS[2] = the tenant's set of keys; ARGV[1] = the claim value we wrote;
+# ARGV[2] = final value ('' = release); ARGV[3] = TTL seconds. Only the claimant may complete or
+# release its claim.
 FINISH_SCRIPT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  local t = redis.call('TIME')
+  local expires = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3]) * 1000
+  redis.call('ZADD', KEYS[2], expires, KEYS[1])
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]) + 120)
+end
 return 1
 """
+
+COMPRESS_ABOVE_BYTES = 2048
+"""Kept bodies longer than this are stored compressed when that is shorter."""
 
 
 def validate_key(value: str | None) -> str | None:
@@ -50,6 +71,11 @@ def validate_key(value: str | None) -> str | None:
 def idem_key(prefix: str, tenant_id: str, key: str) -> str:
     digest = hashlib.sha256(key.encode()).hexdigest()
     return f"{prefix}idem:{{{tenant_id}}}:{digest}"
+
+
+def idem_set_key(prefix: str, tenant_id: str) -> str:
+    """The tenant's kept keys, scored by expiry (ms): the per-tenant bound. Same slot as its keys."""
+    return f"{prefix}idemset:{{{tenant_id}}}"
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
@@ -80,11 +106,18 @@ class KeptResponse:
     content_type: str
     body: bytes
 
-    def encode(self, fp: str) -> bytes:
-        return f"D|{fp}|{self.status:03d}|{self.content_type}\n".encode() + self.body
+    def encode(self, fp: str, max_bytes: int) -> bytes | None:
+        """The record to keep, compressed when that is shorter; None when over ``max_bytes``."""
+        kind, body = "D", self.body
+        if len(body) > COMPRESS_ABOVE_BYTES:
+            packed = zlib.compress(body, 6)
+            if len(packed) < len(body):
+                kind, body = "Z", packed
+        record = f"{kind}|{fp}|{self.status:03d}|{self.content_type}\n".encode() + body
+        return record if len(record) <= max_bytes else None
 
     @classmethod
     def decode(cls, record: bytes) -> KeptResponse:
         head, _, body = record.partition(b"\n")
-        _, _, status, content_type = head.decode().split("|", 3)
-        return cls(int(status), content_type, body)
+        kind, _, status, content_type = head.decode().split("|", 3)
+        return cls(int(status), content_type, zlib.decompress(body) if kind == "Z" else body)
