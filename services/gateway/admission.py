@@ -28,10 +28,11 @@ log = logging.getLogger(__name__)
 
 # KEYS[1] = rate key; KEYS[2] = idempotency key (only read when ARGV[3] == '1'); KEYS[3] = the
 # tenant's set of kept keys (scored by expiry, ms). ARGV: 1 interval_us, 2 tolerance_us, 3 has key,
-# 4 claim value 'P|fp|id', 5 fingerprint, 6 lease ms, 7 most keys a tenant may keep.
+# 4 claim value 'P|fp|id', 5 fingerprint, 6 lease ms, 7 most keys a tenant may keep, 8 tokens the
+# request costs (a batch: its item count).
 # Returns {allowed, remaining, retry_after_us, reset_us, outcome, record}.
 ADMIT_SCRIPT = (
-    "local wanted = 1\n"
+    "local wanted = tonumber(ARGV[8])\nlocal whole = true\n"
     + GCRA_TAKE
     + """
 if granted < 1 then return {0, 0, retry_after, reset, 'limited', ''} end
@@ -97,10 +98,14 @@ class Admission:
         self._max_keys = max_keys
         self._max_kept_bytes = max_kept_bytes
 
-    async def admit(self, tenant_id: str, key: str | None = None, fp: str = "") -> Admitted:
-        """Count the request against the tenant's limit and, with a key, claim it or find its record."""
+    async def admit(self, tenant_id: str, key: str | None = None, fp: str = "", tokens: int = 1) -> Admitted:
+        """Count the request (``tokens`` of the tenant's budget: a batch costs its item count) against
+        the tenant's limit and, with a key, claim it or find its record."""
+        # A batch over the burst costs the whole burst: it is admitted when the bucket is full, so
+        # the contract's largest batch stays possible whatever the burst.
+        tokens = max(1, min(tokens, self._limit.burst))
         if key is None:
-            decision = await self.budget.admit(tenant_id)
+            decision = await self.budget.admit(tenant_id, tokens)
             if not decision.allowed:
                 raise decision.problem()
             return Admitted(decision, None, None)
@@ -114,6 +119,7 @@ class Admission:
             fp,
             self._lease_ms,
             self._max_keys,
+            tokens,
         ]
         try:
             result = await self._admit(keys=keys, args=args)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+import msgspec
 from litestar.types import Receive, Scope, Send
 
 from services.gateway.admission import Admission, Admitted
@@ -39,6 +40,23 @@ from shared.web import JSON_MEDIA_TYPE, check_json_media_type
 
 _EMPTY_BODY_PATHS = ("/post", "/void")
 _TRANSFERS = "/v1/transfers"
+_BATCH = "/v1/transfers/batch"
+
+
+class _BatchItems(msgspec.Struct):
+    transfers: list[msgspec.Raw]
+
+
+_COUNT_ITEMS = msgspec.json.Decoder(_BatchItems)
+
+
+def _batch_items(body: bytes) -> int:
+    """A batch costs its item count of the tenant's rate budget (at least 1). Counted without
+    validating the items: a body that is not a batch costs 1, and the ledger answers it 400."""
+    try:
+        return max(1, len(_COUNT_ITEMS.decode(body).transfers))
+    except (msgspec.MsgspecError, RecursionError):
+        return 1
 
 
 class Pipeline:
@@ -100,7 +118,8 @@ class Pipeline:
             error.headers.update((await self.admission.admit(principal.tenant_id)).rate.headers())
             raise
         fp = fingerprint(method, path, body) if key is not None else ""
-        admitted = await self.admission.admit(principal.tenant_id, key, fp)
+        tokens = _batch_items(body) if method == "POST" and path == _BATCH else 1
+        admitted = await self.admission.admit(principal.tenant_id, key, fp, tokens)
         if admitted.replay is not None:
             return _answer(admitted.replay, admitted, replayed=True)
         query = scope.get("query_string", b"").decode("latin-1")

@@ -49,9 +49,13 @@ LEASE_HORIZON_SECONDS = 0.05
 
 MAX_CHUNK = 64
 
-# KEYS[1] = rate key. ARGV: 1 interval_us, 2 tolerance_us, 3 tokens wanted.
-# Grants min(wanted, available) tokens, or none: {granted, remaining, retry_after_us, reset_us}.
-LEASE_SCRIPT = "local wanted = tonumber(ARGV[3])\n" + GCRA_TAKE + "return {granted, remaining, retry_after, reset}\n"
+# KEYS[1] = rate key. ARGV: 1 interval_us, 2 tolerance_us, 3 tokens wanted, 4 '1': all or none.
+# Grants min(wanted, available) tokens (or all or none): {granted, remaining, retry_after_us, reset_us}.
+LEASE_SCRIPT = (
+    "local wanted = tonumber(ARGV[3])\nlocal whole = ARGV[4] == '1'\n"
+    + GCRA_TAKE
+    + "return {granted, remaining, retry_after, reset}\n"
+)
 
 
 @dataclass(slots=True)
@@ -86,8 +90,12 @@ class RateBudget:
         self._next_size: dict[str, int] = {}
         self._limited_until: dict[str, tuple[float, RateDecision]] = {}
 
-    async def admit(self, tenant_id: str) -> RateDecision:
-        """One token for ``tenant_id``: its decision (raise ``decision.problem()`` when refused)."""
+    async def admit(self, tenant_id: str, tokens: int = 1) -> RateDecision:
+        """``tokens`` for ``tenant_id`` (a batch: its item count): the decision (raise
+        ``decision.problem()`` when refused). Several tokens are taken from Redis directly, all or
+        none, never from the lease: a batch must not drain what single requests lease."""
+        if tokens > 1:
+            return await self._take_whole(tenant_id, tokens)
         while True:
             now = time.monotonic()
             lease = self._leases.get(tenant_id)
@@ -124,7 +132,7 @@ class RateBudget:
         try:
             result = await self._lease_script(
                 keys=[rate_key(self._prefix, tenant_id)],
-                args=[self._limit.interval_us, self._limit.tolerance_us, size],
+                args=[self._limit.interval_us, self._limit.tolerance_us, size, "0"],
             )
         except RedisError as exc:
             log.warning("redis unavailable for the rate limit", extra={"error": repr(exc)})
@@ -145,6 +153,35 @@ class RateBudget:
         lease = _Lease(granted + carried, granted + carried, now, remaining, reset_us)
         self._leases[tenant_id] = lease
         return lease
+
+    async def _take_whole(self, tenant_id: str, tokens: int) -> RateDecision:
+        """``tokens`` at once, all or none: first what this process already leased, the rest from
+        Redis (so a lease taken ahead of need is not counted twice)."""
+        lease = self._leases.get(tenant_id)
+        now = time.monotonic()
+        if lease is None or now - lease.taken_at >= LEASE_LIFETIME_SECONDS:
+            lease = None
+        local = min(lease.tokens if lease is not None else 0, tokens)
+        need = tokens - local
+        remaining, reset_us, retry_after_us = 0, 0, 0
+        if need > 0:
+            try:
+                result = await self._lease_script(
+                    keys=[rate_key(self._prefix, tenant_id)],
+                    args=[self._limit.interval_us, self._limit.tolerance_us, need, "1"],
+                )
+            except RedisError as exc:
+                log.warning("redis unavailable for the rate limit", extra={"error": repr(exc)})
+                raise unavailable("the rate limiter is unavailable; retry later") from exc
+            granted, remaining, retry_after_us, reset_us = (int(v) for v in result)
+            if granted != need:
+                return RateDecision(False, self._limit.burst, remaining + local, reset_us, retry_after_us)
+        if lease is not None:
+            lease.tokens -= local
+            if need == 0:
+                return self._decision(lease, time.monotonic())
+        left = lease.tokens if lease is not None else 0
+        return RateDecision(True, self._limit.burst, remaining + left, reset_us, 0)
 
     def _decision(self, lease: _Lease, now: float) -> RateDecision:
         elapsed_us = int((now - lease.taken_at) * 1e6)

@@ -58,10 +58,11 @@ class RateDecision:
         )
 
 
-# The one GCRA step, shared by the admission script (one token, with the Idempotency-Key claim) and
-# the lease script (several tokens): KEYS[1] = the rate key, ARGV[1] = interval_us, ARGV[2] =
-# tolerance_us, and the caller's Lua defines `wanted` first. Grants min(wanted, available) tokens
-# and leaves in Lua locals: granted, remaining, retry_after (string, us), reset (string, us).
+# The one GCRA step, shared by the admission script (a request's tokens, with the Idempotency-Key
+# claim) and the lease script (several tokens): KEYS[1] = the rate key, ARGV[1] = interval_us,
+# ARGV[2] = tolerance_us; the caller's Lua defines `wanted` and `whole` first. Grants
+# min(wanted, available) tokens, or, with `whole`, all of them or none (a batch counts by its item
+# count). Leaves in Lua locals: granted, remaining, retry_after (string, us), reset (string, us).
 GCRA_TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -72,8 +73,13 @@ local tat = now
 if stored then tat = math.max(tonumber(stored), now) end
 local available = math.floor((now + tolerance - tat) / interval)
 local granted = math.min(wanted, math.max(available, 0))
+if whole and granted < wanted then granted = 0 end
 local retry_after = '0'
-if granted < 1 then retry_after = string.format('%.0f', tat + interval - tolerance - now) end
+if granted < 1 then
+  local need = 1
+  if whole then need = wanted end
+  retry_after = string.format('%.0f', tat + need * interval - tolerance - now)
+end
 local new_tat = tat + granted * interval
 if granted > 0 then
   redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import pytest
 
@@ -96,3 +97,52 @@ async def test_local_leases_bound_admission_across_two_gateways(api: Api, platfo
     assert limited > 0, "the load must exceed the budget for the bound to mean anything"
     assert admitted <= burst + rate * elapsed + 2 * max_chunk, (admitted, elapsed)
     assert admitted >= burst - 2 * max_chunk, (admitted, elapsed)
+
+
+async def test_a_batch_costs_its_item_count(api: Api, platform: Platform) -> None:
+    """public-api.md rate limits, docs/hardening.md item 9: n transfers in a batch spend n tokens,
+    all or none; a batch over the burst costs the whole burst."""
+    gateway = platform.extra_gateway(RATE_LIMIT_PER_SECOND="0.01", RATE_LIMIT_BURST="10")
+    try:
+        tenant = await quick_tenant(platform, api)
+        bank = await api.call(
+            "POST",
+            "/v1/accounts",
+            json={"currency": "USD", "normal_balance": "debit"},
+            token=tenant.token,
+            base_url=gateway.url,
+        )
+        shop = await api.call(
+            "POST", "/v1/accounts", json={"currency": "USD"}, token=tenant.token, base_url=gateway.url
+        )
+        assert int(shop.headers["RateLimit-Remaining"]) == 8
+
+        def batch(n: int) -> dict[str, object]:
+            return {
+                "transfers": [
+                    {
+                        "id": str(uuid.uuid4()),
+                        "debit_account_id": bank.json["id"],
+                        "credit_account_id": shop.json["id"],
+                        "amount": 1,
+                        "currency": "USD",
+                    }
+                    for _ in range(n)
+                ]
+            }
+
+        five = await api.call("POST", "/v1/transfers/batch", json=batch(5), token=tenant.token, base_url=gateway.url)
+        assert five.status == 200 and int(five.headers["RateLimit-Remaining"]) == 3
+        four = await api.call("POST", "/v1/transfers/batch", json=batch(4), token=tenant.token, base_url=gateway.url)
+        assert (four.status, four.code) == (429, "rate_limited")  # all or none: 3 left, none spent
+        three = await api.call("POST", "/v1/transfers/batch", json=batch(3), token=tenant.token, base_url=gateway.url)
+        assert three.status == 200 and int(three.headers["RateLimit-Remaining"]) == 0
+        # Asked of the ledger itself: the tenant's budget (shared in Redis) is spent on every gateway.
+        internal = {"X-Internal-Token": platform.env["INTERNAL_TOKEN"], "X-Tenant-Id": tenant.tenant_id}
+        history = await api.call(
+            "GET", f"/v1/accounts/{shop.json['id']}/transfers", headers=internal, base_url=platform.ledger.url
+        )
+        assert history.status == 200, history
+        assert len(history.json["data"]) == 8
+    finally:
+        gateway.stop()
