@@ -1,4 +1,5 @@
-"""JSON log lines carrying the request id and the X-Ray trace id of the request being served.
+"""JSON log lines carrying the request id, the X-Ray trace id and the caller (tenant, API key id)
+of the request being served.
 
 The ids live in context variables set by the request middleware of :mod:`shared.web`, so any
 ``logging`` call made while serving a request carries them without being passed around.
@@ -16,6 +17,8 @@ import msgspec
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 trace_header_var: contextvars.ContextVar[str] = contextvars.ContextVar("trace_header", default="")
+caller_var: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("caller", default=None)
+"""(tenant id, API key id) of the authenticated caller, once known: every log line names them."""
 
 trace_id_source: Callable[[], str] | None = None
 """Set by :mod:`shared.tracing` when tracing is on: the current span's X-Ray trace id, which log
@@ -55,6 +58,9 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             line["request_id"] = request_id
+        caller = caller_var.get()
+        if caller is not None:
+            line["tenant_id"], line["key_id"] = caller
         trace_id = trace_id_source() if trace_id_source is not None else ""
         if not trace_id:
             trace_header = trace_header_var.get()

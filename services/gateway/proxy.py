@@ -34,7 +34,7 @@ from services.gateway.refusals import RefusalLimiter
 from services.gateway.upstream import Ledger
 from shared.asgi import header, read_body, respond, respond_problem
 from shared.errors import ErrorCode, ProblemError
-from shared.logging import request_id_var
+from shared.logging import caller_var, request_id_var
 from shared.transfer_group import GroupItem
 from shared.web import JSON_MEDIA_TYPE, check_json_media_type
 
@@ -75,7 +75,9 @@ class Pipeline:
         address = address_of(scope, self.trusted_hops)
         blocked = self.refusals.blocked(address)
         try:
-            return await self.auth.authenticate(header(scope, b"authorization"), unresolved=blocked)
+            principal = await self.auth.authenticate(header(scope, b"authorization"), unresolved=blocked)
+            caller_var.set((principal.tenant_id, principal.key_id))
+            return principal
         except ProblemError as error:
             if error.code is not ErrorCode.UNAUTHORIZED:
                 raise

@@ -25,7 +25,7 @@ from shared import transfer_group
 from shared.asgi import header, read_body, respond, respond_problem
 from shared.errors import ErrorCode, ProblemError
 from shared.http import INTERNAL_TOKEN_HEADER, KEY_HEADER, TENANT_HEADER, key_id_header, require_internal_token
-from shared.logging import request_id_var
+from shared.logging import caller_var, request_id_var
 from shared.transfer_group import GroupItem, GroupResult
 from shared.web import read_body as read_request_body
 from shared.web import unexpected_problem
@@ -51,6 +51,9 @@ def _tenant(value: str | None) -> uuid.UUID:
 
 def _authorise(scope: Scope, runtime: LedgerRuntime) -> None:
     require_internal_token(header(scope, _INTERNAL_TOKEN), runtime.internal_token)
+    tenant, key_id = header(scope, _TENANT), header(scope, _KEY)
+    if tenant:
+        caller_var.set((tenant, key_id or ""))
 
 
 @asgi("/v1/transfers", copy_scope=False)
@@ -118,7 +121,8 @@ async def apply_group(runtime: LedgerRuntime, items: list[GroupItem]) -> list[Gr
     results: list[GroupResult | None] = [None] * len(items)
     accepted: list[tuple[int, WriteRequest]] = []
     for index, item in enumerate(items):
-        request_id_var.set(item.request_id)  # problem bodies name the item's own request
+        request_id_var.set(item.request_id)  # problem bodies and log lines name the item's request
+        caller_var.set((item.tenant_id, item.key_id))
         try:
             if item.kind not in (Kind.CREATE, Kind.POST, Kind.VOID):
                 raise ProblemError(ErrorCode.INVALID_REQUEST, "unknown transfer write")

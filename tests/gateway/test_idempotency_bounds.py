@@ -3,6 +3,7 @@ compression of large kept responses. Through the public API, with Redis read dir
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from redis.asyncio import Redis
@@ -131,5 +132,11 @@ async def test_large_responses_are_compressed_and_oversized_ones_not_kept(api: A
         assert {r["status"] for r in rerun.json["results"]} == {200}
     finally:
         small.stop()
+    # The structured log line says so, naming the caller (tenant and API key id) and the request.
+    lines = [json.loads(line) for line in small.log_path.read_text().splitlines() if line.startswith("{")]
+    released = [line for line in lines if line.get("message") == "response too large to keep; claim released"]
+    assert len(released) == 2
+    assert {(line["tenant_id"], line["key_id"]) for line in released} == {(tenant.tenant_id, tenant.key_id)}
+    assert {line["request_id"] for line in released} == {ran.headers["X-Request-Id"], rerun.headers["X-Request-Id"]}
     history = await api.call("GET", f"/v1/accounts/{accounts[1]}/transfers?limit=1000", token=tenant.token)
     assert len(history.json["data"]) == 400
