@@ -30,6 +30,8 @@ REQUESTS = "Requests"
 """Count of HTTP requests served, per service."""
 LATENCY = "Latency"
 """Request latency in milliseconds, per service."""
+TRANSFER_LATENCY = "TransferLatency"
+"""Latency in milliseconds of ``POST /v1/transfers`` alone, per service: the gateway's latency SLO."""
 ERRORS = "Errors"
 """Count of error responses, per service and stable error ``Code``."""
 SERVER_ERRORS = "ServerErrors"
@@ -85,9 +87,12 @@ class Metrics:
         """Report ``value`` in the next flush only (see :meth:`lines`)."""
         self._gauges[name] = value
 
-    def request(self, status: int, latency_ms: float, code: str | None) -> None:
+    def request(self, status: int, latency_ms: float, code: str | None, transfer: bool = False) -> None:
+        """One served request; ``transfer``: it was ``POST /v1/transfers`` (sampled apart too)."""
         self._counters[(REQUESTS, None)] += 1
         self._samples[LATENCY].add(latency_ms)
+        if transfer:
+            self._samples[TRANSFER_LATENCY].add(latency_ms)
         if code is not None:
             self._counters[(ERRORS, code)] += 1
         if status >= 500:
@@ -106,7 +111,7 @@ class Metrics:
                 units[name] = "Count"
         for name, sampled in samples.items():
             plain[name] = sampled.values
-            units[name] = "Milliseconds" if name == LATENCY else "Count"
+            units[name] = "Milliseconds" if name in (LATENCY, TRANSFER_LATENCY) else "Count"
         # A gauge is reported in the interval it was set in, then forgotten: a producer that stops
         # (a verifier that fails or hangs) shows up as missing data rather than a stale value.
         gauges, self._gauges = self._gauges, {}

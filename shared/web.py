@@ -91,7 +91,8 @@ class RequestContextMiddleware:
         finally:
             metrics = current_metrics()
             if metrics is not None and not scope["path"].startswith("/health/"):
-                metrics.request(status, (time.perf_counter() - started) * 1000, error_code_var.get())
+                transfer = scope["path"] == "/v1/transfers" and scope.get("method") == "POST"
+                metrics.request(status, (time.perf_counter() - started) * 1000, error_code_var.get(), transfer)
             request_id_var.reset(request_id_token)
             trace_header_var.reset(trace_token)
             error_code_var.reset(code_token)

@@ -9,9 +9,8 @@ SLOs (the same in every environment: they are the promise, not a tuning knob):
     the total. Without them a gateway that is down entirely would emit nothing and burn no budget.
 ``latency``: 99 % of the gateway's requests over 30 days are answered within 250 ms (p99 <= 250 ms)
     The share within the threshold is the percentile rank ``PR(:250)`` of the gateway's EMF
-    ``Latency``. EMF has no route dimension yet, so this covers every public route and not only
-    ``POST /v1/transfers``. ``LATENCY_METRIC`` is the one place to change when the services emit
-    a per-route metric.
+    ``TransferLatency``: ``POST /v1/transfers`` alone (``shared/metrics.py``), so reads and
+    batches do not dilute it.
 
 Burn-rate alarms follow the multi-window, multi-burn-rate scheme of the SRE workbook. A burn rate
 is the bad share divided by the error budget (100 % - objective), so 1.0 spends the budget in
@@ -37,7 +36,7 @@ from dataclasses import dataclass
 
 from troposphere import GetAtt, Ref, Sub, Template, cloudwatch, sns
 
-from shared.metrics import LATENCY, NAMESPACE, REQUESTS, SERVER_ERRORS
+from shared.metrics import NAMESPACE, REQUESTS, SERVER_ERRORS, TRANSFER_LATENCY
 from stacks.app_alarms import SERVICE_DIMENSION
 from stacks.common import sizing
 from stacks.naming import ComputeExports, import_value
@@ -46,12 +45,12 @@ SLO_PERIOD_DAYS = 30
 AVAILABILITY_OBJECTIVE = 99.9
 """Percent of public requests answered without a 5xx (the seed's "> 99.9 % availability")."""
 LATENCY_OBJECTIVE = 99.0
-"""Percent of gateway requests within ``LATENCY_THRESHOLD_MS``: the p99."""
+"""Percent of the gateway's ``POST /v1/transfers`` within ``LATENCY_THRESHOLD_MS``: the p99."""
 LATENCY_THRESHOLD_MS = 250
 """p99 target of the gateway. The bench's p99 is 35-58 ms on a saturated 2-core machine
 (docs/performance.md), so 250 ms leaves room for Aurora's commit latency and a deployment. It is
 below the ledger's own p99 alarm (500 ms in prod) and far below the ALB's 1 s alarm."""
-LATENCY_METRIC = LATENCY
+LATENCY_METRIC = TRANSFER_LATENCY
 GATEWAY = "gateway"
 ELB_5XX = "HTTPCode_ELB_5XX_Count"
 
