@@ -31,6 +31,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,6 +50,8 @@ class TokenSet:
 
     current: str
     previous: str | None = None
+    current_since: datetime | None = None
+    """When the current version was created (Secrets Manager's ``CreatedDate``), if known."""
 
     def __repr__(self) -> str:  # never print a credential
         return f"TokenSet(current=<{len(self.current)} chars>, previous={'<set>' if self.previous else None})"
@@ -125,6 +128,17 @@ class SecretTokens:
                 raise CredentialUnavailable(f"cannot read {self.key} of {self.secret_id}")
             return self._tokens
 
+    def cached(self) -> TokenSet | None:
+        """The last value read, however old (None before the first read); never waits."""
+        return self._tokens
+
+    def stale(self) -> bool:
+        """True when :meth:`tokens` would re-read now."""
+        now = self.clock()
+        return (self._tokens is None or now - self._read_at >= self.max_age_seconds) and (
+            now - self._tried_at >= self.retry_seconds
+        )
+
     def invalidate(self) -> None:
         """Re-read on the next :meth:`tokens` (after a peer refused the current token, say); still
         at most once per ``retry_seconds``."""
@@ -132,19 +146,19 @@ class SecretTokens:
 
     async def _read(self) -> TokenSet:
         async with self.client_factory() as client:
-            current = await self._version(client, "AWSCURRENT")
+            current, since = await self._version(client, "AWSCURRENT")
             if current is None:
                 raise CredentialUnavailable(f"{self.secret_id} has no AWSCURRENT {self.key}")
-            previous = await self._version(client, "AWSPREVIOUS")
-        return TokenSet(current, previous if previous != current else None)
+            previous, _ = await self._version(client, "AWSPREVIOUS")
+        return TokenSet(current, previous if previous != current else None, since)
 
-    async def _version(self, client: Any, stage: str) -> str | None:
+    async def _version(self, client: Any, stage: str) -> tuple[str | None, datetime | None]:
         try:
             answer = await client.get_secret_value(SecretId=self.secret_id, VersionStage=stage)
         except client.exceptions.ResourceNotFoundException:
-            return None  # no such stage yet (a secret that never rotated has no AWSPREVIOUS)
+            return None, None  # no such stage yet (a secret that never rotated has no AWSPREVIOUS)
         value = json.loads(answer["SecretString"]).get(self.key)
-        return value if isinstance(value, str) and value else None
+        return (value if isinstance(value, str) and value else None), answer.get("CreatedDate")
 
 
 class CredentialUnavailable(RuntimeError):

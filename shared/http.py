@@ -28,6 +28,7 @@ import msgspec
 
 from shared import tracing
 from shared.errors import ErrorCode, ProblemError, unavailable
+from shared.internal_token import internal_tokens
 from shared.logging import request_id_var, trace_header_var
 from shared.session_api import valid_key_id
 
@@ -118,7 +119,7 @@ class ServiceClient:
         self._pool = pool
 
     def _headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
-        headers = {INTERNAL_TOKEN_HEADER: self._token}
+        headers = {INTERNAL_TOKEN_HEADER: internal_tokens().to_send(self._token)}  # rotation: ADR 0107
         request_id = request_id_var.get()
         if request_id:
             headers["X-Request-Id"] = request_id
@@ -242,7 +243,8 @@ def internal_token_valid(presented: str | None, expected: str) -> bool:
     """Constant-time comparison of the presented internal credential with the expected one."""
     if not presented or not expected:
         return False
-    return hmac.compare_digest(presented.encode(), expected.encode())
+    # ... or a version of the rotating secret read while running (shared/internal_token.py).
+    return hmac.compare_digest(presented.encode(), expected.encode()) or internal_tokens().accepts(presented)
 
 
 def key_id_header(value: str | None) -> str | None:

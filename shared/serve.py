@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 
+from shared.internal_token import prime as prime_internal_tokens
 from shared.logging import configure_logging
 from shared.settings import LOCAL_INTERNAL_TOKEN, Settings, get_settings
 
@@ -50,6 +51,8 @@ def serve(service: str, factory: str, port: int) -> None:
         for problem in problems:
             log.critical("refusing to start: %s", problem)
         sys.exit(78)
+    # INTERNAL_TOKEN_SECRET_ARN: read the rotating internal token before serving (ADR 0107).
+    prime_internal_tokens()
     server = os.environ.get("SERVER", "uvicorn")
     if server == "granian":
         from granian import Granian

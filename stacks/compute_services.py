@@ -73,6 +73,9 @@ def _environment(t: Template, platform: PlatformConfig, svc: ServiceSpec) -> lis
         "OTEL_SERVICE_NAME": svc.name,
         "OTEL_RESOURCE_ATTRIBUTES": Sub(f"deployment.environment=${{{ENV_PARAM}}}"),
     }
+    # INTERNAL_TOKEN is still injected (it is what a task accepts before its first read); the task
+    # re-reads the rotating secret while it runs (shared/internal_token.py, ADR 0107).
+    values["INTERNAL_TOKEN_SECRET_ARN"] = import_value(t, SecurityExports.INTERNAL_TOKEN_SECRET_ARN)
     if svc.name in ("gateway", "session"):
         # No token in the URL: each new connection takes the secret's current AUTH token, re-read
         # while the task runs, so a rotation needs no restart (shared/redis_client.py, ADR 0107).

@@ -4,7 +4,8 @@ The internal service token and the Redis AUTH token are random strings, not data
 ``HostedRotationLambda`` (database engines only) does not apply. One small inline Lambda rotates
 both: it generates a new ``token``; when ``REPLICATION_GROUP_ID`` is set it also writes the matching
 ``url`` (``rediss://:<token>@<primary>:<port>/0``) and rotates the ElastiCache AUTH token with the
-``ROTATE`` strategy so the old and new tokens are both valid until the tasks restart.
+``ROTATE`` strategy so the old and new tokens are both valid until the next rotation; the
+services re-read both secrets while they run (ADR 0107), so no task needs a restart.
 """
 
 from __future__ import annotations

@@ -301,24 +301,32 @@ def _roles(
             ],
         )
     ]
-    redis_token = [
-        # The Redis AUTH token, read while the task runs (shared/redis_client.py): no restart after
-        # a rotation. The secret is the data tier's (named by it; its ARN comes later).
-        Statement(
-            Effect=Allow,
-            Action=[iam.Action("secretsmanager", "GetSecretValue")],
-            Resource=[_secret_arn(f"fintech/${{{ENV_PARAM}}}/redis-auth-*")],
-        ),
-        Statement(
-            Effect=Allow,
-            Action=[iam.Action("kms", "Decrypt")],
-            Resource=[keys["data"]],
-            Condition=Condition(
-                iam.StringEquals({"kms:ViaService": Sub("secretsmanager.${AWS::Region}.amazonaws.com")})
+
+    def read_secrets(*secrets: object) -> list[Statement]:
+        # Secrets a task reads itself while it runs (rotation without a restart, ADR 0107).
+        return [
+            Statement(
+                Effect=Allow,
+                Action=[iam.Action("secretsmanager", "GetSecretValue")],
+                Resource=list(secrets),
             ),
-        ),
-    ]
-    extra = {"session": dynamodb + redis_token, "ledger": database, "gateway": redis_token}
+            Statement(
+                Effect=Allow,
+                Action=[iam.Action("kms", "Decrypt")],
+                Resource=[keys["data"]],
+                Condition=Condition(
+                    iam.StringEquals({"kms:ViaService": Sub("secretsmanager.${AWS::Region}.amazonaws.com")})
+                ),
+            ),
+        ]
+
+    # The Redis AUTH token is the data tier's secret (named by it; its ARN comes later).
+    redis_secret = _secret_arn(f"fintech/${{{ENV_PARAM}}}/redis-auth-*")
+    extra = {
+        "gateway": read_secrets(internal_secret, redis_secret),
+        "ledger": database + read_secrets(internal_secret),
+        "session": dynamodb + read_secrets(internal_secret, redis_secret),
+    }
     for svc in ("gateway", "ledger", "session"):
         statements = list(telemetry) + extra.get(svc, [])
         role = t.add_resource(

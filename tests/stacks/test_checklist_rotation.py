@@ -42,5 +42,23 @@ def test_only_the_redis_clients_may_read_the_redis_secret(templates: dict[str, J
     assert set(readers) == {"GatewayTaskRole", "SessionTaskRole"}
     for statement in readers.values():
         assert statement["Action"] == ["secretsmanager:GetSecretValue"]
-        (resource,) = statement["Resource"]
-        assert resource["Fn::Sub"].endswith(":secret:fintech/${EnvironmentName}/redis-auth-*")
+        (redis,) = [r for r in statement["Resource"] if "Fn::Sub" in r]
+        assert redis["Fn::Sub"].endswith(":secret:fintech/${EnvironmentName}/redis-auth-*")
+
+
+def test_every_service_reads_the_rotating_internal_token_itself(templates: dict[str, Json]) -> None:
+    tasks = service_task_definitions(templates["compute"])
+    roles = resources(templates["security"], "AWS::IAM::Role")
+    for service in ("Gateway", "Ledger", "Session"):
+        app = props(tasks[f"{service}TaskDefinition"])["ContainerDefinitions"][0]
+        env = _env(app)
+        assert env["INTERNAL_TOKEN_SECRET_ARN"] == {
+            "Fn::ImportValue": {"Fn::Sub": "${SecurityStack}-InternalTokenSecretArn"}
+        }
+        # Still injected too: what a task accepts before its first read of the secret.
+        assert "INTERNAL_TOKEN" in {s["Name"] for s in app["Secrets"]}
+        reads = [s for s in _statements(roles[f"{service}TaskRole"]) if "secretsmanager:GetSecretValue" in s["Action"]]
+        (statement,) = reads
+        assert {"Ref": "InternalTokenSecret"} in statement["Resource"], service
+        decrypt = [s for s in _statements(roles[f"{service}TaskRole"]) if s["Action"] == ["kms:Decrypt"]]
+        assert decrypt and decrypt[0]["Condition"]["StringEquals"]["kms:ViaService"], service
