@@ -128,7 +128,7 @@ def test_availability_burn_rate_arithmetic(templates: dict[str, Json]) -> None:
 def test_latency_burn_rate_is_the_share_slower_than_the_threshold(templates: dict[str, Json]) -> None:
     p = _window(templates, "Latency", 300)
     metrics = {q["Id"]: q["MetricStat"] for q in p["Metrics"] if "MetricStat" in q}
-    assert metrics["within"]["Metric"]["MetricName"] == m.LATENCY
+    assert metrics["within"]["Metric"]["MetricName"] == m.TRANSFER_LATENCY  # POST /v1/transfers only
     assert metrics["within"]["Stat"] == f"PR(:{slo.LATENCY_THRESHOLD_MS})" == "PR(:250)"
     assert metrics["within"]["Metric"]["Dimensions"] == [{"Name": SERVICE_DIMENSION, "Value": "gateway"}]
     assert metrics["requests"]["Metric"]["MetricName"] == m.REQUESTS
@@ -141,13 +141,15 @@ def test_latency_burn_rate_is_the_share_slower_than_the_threshold(templates: dic
 def test_the_services_emit_what_the_slos_read() -> None:
     # What shared.metrics writes for the gateway: the metric names and the one dimension the SLOs use.
     recorder = m.Metrics("gateway")
-    recorder.request(503, 12.5, "unavailable")
+    recorder.request(503, 12.5, "unavailable", transfer=True)
+    recorder.request(200, 80.0, None)  # another route: in Latency, not in the transfer SLO's metric
     (line, *_) = recorder.lines(now_ms=0)
     directive = line["_aws"]["CloudWatchMetrics"][0]
     assert directive["Namespace"] == m.NAMESPACE and directive["Dimensions"] == [[SERVICE_DIMENSION]]
     names = {metric["Name"]: metric["Unit"] for metric in directive["Metrics"]}
     assert names[m.REQUESTS] == "Count" and names[m.SERVER_ERRORS] == "Count"
     assert names[slo.LATENCY_METRIC] == "Milliseconds" and line[slo.LATENCY_METRIC] == [12.5]
+    assert sorted(line[m.LATENCY]) == [12.5, 80.0]
 
 
 def test_dashboard_has_the_slo_row(templates: dict[str, Json]) -> None:
