@@ -27,6 +27,7 @@ from litestar.exceptions import HTTPException, InternalServerException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import PROBLEM_MEDIA_TYPE, ErrorCode, ErrorItem, ProblemError, encode_problem
+from shared.internal_token import internal_tokens
 from shared.logging import request_id_var, trace_header_var
 from shared.metrics import current_metrics
 
@@ -272,10 +273,12 @@ def health_routes(ready: Callable[[], Awaitable[str | None]]) -> list[Any]:
 
     @get("/health/live", include_in_schema=False, sync_to_thread=False)
     def live() -> Response[bytes]:
+        internal_tokens().keep_fresh()  # polled from the task's start: the token refresher runs (ADR 0107)
         return json_response({"status": "live"})
 
     @get("/health/ready", include_in_schema=False)
     async def ready_route() -> Response[bytes]:
+        internal_tokens().keep_fresh()
         reason = await ready()
         if reason is None:
             return json_response({"status": "ready"})
