@@ -51,8 +51,11 @@ error_code_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("err
 class RequestContextMiddleware:
     """Pure ASGI middleware: sets the request/trace context variables and echoes X-Request-Id."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, slo_route: tuple[str, str] | None = None) -> None:
         self.app = app
+        self.slo_route = slo_route
+        """(method, path) whose latency is also sampled apart (``TransferLatency``): the gateway's
+        latency SLO (stacks/slo.py); None in the services the SLO does not read."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,7 +95,7 @@ class RequestContextMiddleware:
         finally:
             metrics = current_metrics()
             if metrics is not None and not scope["path"].startswith("/health/"):
-                transfer = scope["path"] == "/v1/transfers" and scope.get("method") == "POST"
+                transfer = self.slo_route is not None and (scope.get("method"), scope["path"]) == self.slo_route
                 metrics.request(status, (time.perf_counter() - started) * 1000, error_code_var.get(), transfer)
             request_id_var.reset(request_id_token)
             trace_header_var.reset(trace_token)

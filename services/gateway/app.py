@@ -116,4 +116,6 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     app.state.sessions = components.sessions
     app.state.logins = LoginLimiter(components.redis, settings)
     app.state.openapi = msgspec.json.encode(build_document())
-    return RequestContextMiddleware(RefuseDotSegments(instrument_app(app, "gateway", settings, ("redis",))))
+    return RequestContextMiddleware(
+        RefuseDotSegments(instrument_app(app, "gateway", settings, ("redis",))), slo_route=("POST", "/v1/transfers")
+    )
