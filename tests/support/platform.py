@@ -188,6 +188,10 @@ class Platform:
         """Another gateway instance on the same dependencies, with its own settings."""
         return self._extra("gateway", "GATEWAY_PORT", overrides)
 
+    def extra_ledger(self, **overrides: str) -> ServiceProcess:
+        """Another ledger process on the same database (point a gateway at it with LEDGER_URL)."""
+        return self._extra("ledger", "LEDGER_PORT", overrides)
+
     def extra_session(self, **overrides: str) -> ServiceProcess:
         """Another session service instance on the same DynamoDB tables and Redis."""
         return self._extra("session", "SESSION_PORT", overrides)
