@@ -56,13 +56,19 @@ def _authorise(scope: Scope, runtime: LedgerRuntime) -> None:
         caller_var.set((tenant, key_id or ""))
 
 
+def _authorised_post(scope: Scope) -> LedgerRuntime:
+    """The runtime, for a POST carrying the internal credential (another method: 404, no 405)."""
+    if scope.get("method") != "POST":
+        raise ProblemError(ErrorCode.NOT_FOUND, "no such resource for this method")
+    runtime = _runtime_of(scope)
+    _authorise(scope, runtime)
+    return runtime
+
+
 @asgi("/v1/transfers", copy_scope=False)
 async def create_transfer(scope: Scope, receive: Receive, send: Send) -> None:
     try:
-        if scope.get("method") != "POST":
-            raise ProblemError(ErrorCode.NOT_FOUND, "no such resource for this method")
-        runtime = _runtime_of(scope)
-        _authorise(scope, runtime)
+        runtime = _authorised_post(scope)
         tenant = _tenant(header(scope, _TENANT))
         key_id = key_id_header(header(scope, _KEY))
         body = await read_body(scope, receive)
@@ -100,10 +106,7 @@ async def void_pending(request: Request[Any, Any, Any], transfer_id: str) -> Res
 @asgi(transfer_group.GROUP_PATH, copy_scope=False)
 async def transfer_group_route(scope: Scope, receive: Receive, send: Send) -> None:
     try:
-        if scope.get("method") != "POST":
-            raise ProblemError(ErrorCode.NOT_FOUND, "no such resource for this method")
-        runtime = _runtime_of(scope)
-        _authorise(scope, runtime)
+        runtime = _authorised_post(scope)
         raw = await read_body(scope, receive)
         try:
             items = transfer_group.ITEMS.decode(raw)
