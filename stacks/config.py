@@ -328,7 +328,10 @@ PROD = EnvironmentConfig(
     ledger_latency_p99_ms=500,
     verifier_silence_minutes=15,
     gateway=ServiceSizing(cpu=1024, memory=2048, desired_count=3, min_tasks=3, max_tasks=12),
-    ledger=ServiceSizing(cpu=2048, memory=4096, desired_count=3, min_tasks=3, max_tasks=12),
+    # One vCPU per ledger task: a ledger process (WORKERS=1, one group commit) uses one core at most,
+    # so a 2-vCPU task peaked at 50% CPU and never reached the 70% scale-out target. Smaller tasks,
+    # more of them (docs/capacity.md).
+    ledger=ServiceSizing(cpu=1024, memory=2048, desired_count=3, min_tasks=3, max_tasks=24),
     session=ServiceSizing(cpu=512, memory=1024, desired_count=3, min_tasks=3, max_tasks=8),
 )
 """Production sizing."""
