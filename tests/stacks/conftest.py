@@ -1,8 +1,13 @@
-"""Fixtures of the infrastructure tests: the synthesized templates, parsed, and small JSON helpers."""
+"""Fixtures of the infrastructure tests: the synthesized templates, parsed, small JSON helpers, and a
+moto server on loopback (with dummy credentials) for the deploy script's tests."""
 
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +15,7 @@ from typing import Any
 import pytest
 
 from stacks.synth import synthesize
+from tests.support.processes import free_port
 
 Json = dict[str, Any]
 
@@ -92,3 +98,47 @@ def service_task_definitions(template: Json) -> dict[str, Json]:
     The one-off migration task (``LedgerMigrateTaskDefinition``) has its own tests."""
     used = {props(s)["TaskDefinition"]["Ref"] for s in resources(template, "AWS::ECS::Service").values()}
     return {name: td for name, td in resources(template, "AWS::ECS::TaskDefinition").items() if name in used}
+
+
+@pytest.fixture(scope="module")
+def moto_url(fake_credentials: None) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail("moto server did not start")
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fake_credentials(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Dummy credentials and no profile files: nothing can reach a real AWS account."""
+    none = tmp_path_factory.mktemp("aws") / "none"
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_CONFIG_FILE": str(none),
+            "AWS_SHARED_CREDENTIALS_FILE": str(none),
+        }.items():
+            mp.setenv(key, value)
+        mp.delenv("AWS_PROFILE", raising=False)
+        yield
