@@ -72,8 +72,9 @@ class Pipeline:
     async def authenticate(self, scope: Scope) -> Principal:
         """The caller, or 401; 429 once the client's address caused too many refusals (it then
         costs neither the session service nor Redis: :mod:`.refusals`)."""
-        address = address_of(scope, self.trusted_hops)
-        blocked = self.refusals.blocked(address)
+        # The address is only needed while some address is blocked, or once a token is refused:
+        # not parsed on the hot path of a good request.
+        blocked = self.refusals.blocked(address_of(scope, self.trusted_hops)) if self.refusals.any_blocked else None
         try:
             principal = await self.auth.authenticate(header(scope, b"authorization"), unresolved=blocked)
             caller_var.set((principal.tenant_id, principal.key_id))
@@ -81,7 +82,7 @@ class Pipeline:
         except ProblemError as error:
             if error.code is not ErrorCode.UNAUTHORIZED:
                 raise
-            limited = blocked or await self.refusals.refused(address)
+            limited = blocked or await self.refusals.refused(address_of(scope, self.trusted_hops))
             if limited is not None:
                 raise limited from None
             raise

@@ -41,6 +41,11 @@ class RefusalLimiter:
         )
         self._blocked: dict[str, tuple[float, RateDecision]] = {}
 
+    @property
+    def any_blocked(self) -> bool:
+        """Whether any address is (or was recently) blocked in this process."""
+        return bool(self._blocked)
+
     def blocked(self, address: str) -> ProblemError | None:
         """The 429 to answer while ``address`` is blocked (None when it is not)."""
         entry = self._blocked.get(address)

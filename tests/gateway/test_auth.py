@@ -25,17 +25,19 @@ REVOCATION_BOUND_SECONDS = 1.0
 
 
 async def refused_within_bound(api: Api, token: str, base_url: str, since: float) -> list[int]:
-    """Statuses of GET /v1/accounts with ``token`` until it is refused; fails if it is still served
-    after the contract's bound (counted from ``since``, when the revocation was acknowledged)."""
+    """Statuses of GET /v1/accounts with ``token`` until it is refused. Fails if a request *sent*
+    after the contract's bound (counted from ``since``, when the revocation was acknowledged) is
+    still served: what is judged is when the request left, not how long it took on a busy machine."""
     statuses = []
     while True:
+        sent = time.monotonic()
         reply = await api.call("GET", "/v1/accounts", token=token, base_url=base_url)
         statuses.append(reply.status)
         if reply.status == 401:
             assert reply.code == "unauthorized"
             return statuses
         assert reply.status == 200, reply
-        assert time.monotonic() - since < REVOCATION_BOUND_SECONDS, f"still served after the bound: {statuses}"
+        assert sent - since < REVOCATION_BOUND_SECONDS, f"served a request sent after the bound: {statuses}"
         await asyncio.sleep(0.05)
 
 
