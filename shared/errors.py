@@ -28,6 +28,8 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "unauthorized"
     ACCOUNT_NOT_FOUND = "account_not_found"
     TRANSFER_NOT_FOUND = "transfer_not_found"
+    TRANSACTION_NOT_FOUND = "transaction_not_found"
+    WEBHOOK_ENDPOINT_NOT_FOUND = "webhook_endpoint_not_found"
     NOT_FOUND = "not_found"
     ID_CONFLICT = "id_conflict"
     IDEMPOTENCY_KEY_IN_USE = "idempotency_key_in_use"
@@ -42,6 +44,13 @@ class ErrorCode(StrEnum):
     TRANSFER_NOT_PENDING = "transfer_not_pending"
     PENDING_EXPIRED = "pending_expired"
     AMOUNT_EXCEEDS_PENDING = "amount_exceeds_pending"
+    UNBALANCED = "unbalanced"
+    AMOUNT_EXCEEDS_REVERSIBLE = "amount_exceeds_reversible"
+    TRANSFER_NOT_POSTED = "transfer_not_posted"
+    ACCOUNT_FROZEN = "account_frozen"
+    ACCOUNT_CLOSED = "account_closed"
+    ACCOUNT_NOT_EMPTY = "account_not_empty"
+    VERSION_MISMATCH = "version_mismatch"
     BATCH_FAILED = "batch_failed"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     RATE_LIMITED = "rate_limited"
@@ -64,6 +73,8 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.ACCOUNT_NOT_FOUND: 404,
     ErrorCode.TRANSFER_NOT_FOUND: 404,
+    ErrorCode.TRANSACTION_NOT_FOUND: 404,
+    ErrorCode.WEBHOOK_ENDPOINT_NOT_FOUND: 404,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.ID_CONFLICT: 409,
     ErrorCode.IDEMPOTENCY_KEY_IN_USE: 409,
@@ -78,6 +89,13 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.TRANSFER_NOT_PENDING: 422,
     ErrorCode.PENDING_EXPIRED: 422,
     ErrorCode.AMOUNT_EXCEEDS_PENDING: 422,
+    ErrorCode.UNBALANCED: 422,
+    ErrorCode.AMOUNT_EXCEEDS_REVERSIBLE: 422,
+    ErrorCode.TRANSFER_NOT_POSTED: 422,
+    ErrorCode.ACCOUNT_FROZEN: 422,
+    ErrorCode.ACCOUNT_CLOSED: 422,
+    ErrorCode.ACCOUNT_NOT_EMPTY: 422,
+    ErrorCode.VERSION_MISMATCH: 422,
     ErrorCode.BATCH_FAILED: 422,
     ErrorCode.IDEMPOTENCY_KEY_REUSED: 422,
     ErrorCode.RATE_LIMITED: 429,
@@ -91,6 +109,8 @@ _TITLES: dict[ErrorCode, str] = {
     ErrorCode.UNAUTHORIZED: "Unauthorized",
     ErrorCode.ACCOUNT_NOT_FOUND: "Account not found",
     ErrorCode.TRANSFER_NOT_FOUND: "Transfer not found",
+    ErrorCode.TRANSACTION_NOT_FOUND: "Transaction not found",
+    ErrorCode.WEBHOOK_ENDPOINT_NOT_FOUND: "Webhook endpoint not found",
     ErrorCode.NOT_FOUND: "Not found",
     ErrorCode.ID_CONFLICT: "Id already used with a different request",
     ErrorCode.IDEMPOTENCY_KEY_IN_USE: "Idempotency-Key in use",
@@ -105,6 +125,13 @@ _TITLES: dict[ErrorCode, str] = {
     ErrorCode.TRANSFER_NOT_PENDING: "Transfer is not pending",
     ErrorCode.PENDING_EXPIRED: "Pending transfer expired",
     ErrorCode.AMOUNT_EXCEEDS_PENDING: "Amount exceeds the pending amount",
+    ErrorCode.UNBALANCED: "Debits and credits differ",
+    ErrorCode.AMOUNT_EXCEEDS_REVERSIBLE: "Amount exceeds what is left to reverse",
+    ErrorCode.TRANSFER_NOT_POSTED: "Transfer is not posted",
+    ErrorCode.ACCOUNT_FROZEN: "Account frozen",
+    ErrorCode.ACCOUNT_CLOSED: "Account closed",
+    ErrorCode.ACCOUNT_NOT_EMPTY: "Account not empty",
+    ErrorCode.VERSION_MISMATCH: "Version mismatch",
     ErrorCode.BATCH_FAILED: "Batch failed",
     ErrorCode.IDEMPOTENCY_KEY_REUSED: "Idempotency-Key reused with another request",
     ErrorCode.RATE_LIMITED: "Rate limited",

@@ -1,4 +1,5 @@
-"""Request and response bodies of the ledger API (public-api.md sections 4 and 5), as msgspec Structs.
+"""Request and response bodies of the ledger API (public-api.md sections 4 and 5, public-api-2.md
+sections 8 to 10), as msgspec Structs.
 
 Validation lives in the types: decoding a body with :func:`shared.web.decode_json` either yields a
 value that satisfies every section-2 convention or raises a 400 naming the field. Amounts are
@@ -45,6 +46,24 @@ Metadata = Annotated[dict[MetadataKey, MetadataValue], Meta(max_length=16)]
 TimeoutSeconds = Annotated[int, Meta(ge=0, le=MAX_TIMEOUT_SECONDS)]
 NormalBalance = Literal["credit", "debit"]
 TransferStatus = Literal["posted", "pending", "voided", "expired"]
+AccountStatus = Literal["open", "frozen", "closed"]
+Direction = Literal["debit", "credit"]
+OverdraftLimit = Annotated[
+    int, Meta(ge=0, le=MAX_AMOUNT, description="How far the limited side may go past the other, 0 to 2^63-1.")
+]
+Version = Annotated[int, Meta(ge=0, le=MAX_AMOUNT)]
+MAX_EXPECTED_VERSIONS = 100
+ExpectedVersions = Annotated[
+    dict[uuid.UUID, Version],
+    Meta(
+        max_length=MAX_EXPECTED_VERSIONS,
+        description="Optimistic concurrency: account id -> the version the item requires when it is applied. "
+        "Only accounts the item moves may be named.",
+    ),
+]
+MIN_ENTRIES = 2
+MAX_ENTRIES = 100
+"""Entries of one transaction (public-api-2.md section 8)."""
 
 
 class AccountFlags(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -62,6 +81,15 @@ class AccountCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     normal_balance: NormalBalance = "credit"
     flags: AccountFlags = msgspec.field(default_factory=AccountFlags)
     metadata: Metadata = msgspec.field(default_factory=dict)
+    overdraft_limit: OverdraftLimit = 0
+
+
+class AccountPatch(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Body of ``PATCH /v1/accounts/{id}``: replaces what is given; an empty body changes nothing."""
+
+    metadata: Metadata | msgspec.UnsetType = msgspec.UNSET
+    overdraft_limit: OverdraftLimit | msgspec.UnsetType = msgspec.UNSET
+    expected_versions: ExpectedVersions = msgspec.field(default_factory=dict)
 
 
 class TransferCreate(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -75,11 +103,58 @@ class TransferCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     pending: bool = False
     timeout_seconds: TimeoutSeconds = 0
     metadata: Metadata = msgspec.field(default_factory=dict)
+    expected_versions: ExpectedVersions = msgspec.field(default_factory=dict)
+    """Not part of the request compared on replay: it is a condition on applying it, not the transfer."""
 
     def __post_init__(self) -> None:
         if self.timeout_seconds and not self.pending:
             # msgspec reports this as a validation error at `$.timeout_seconds`'s parent object.
             raise ValueError("timeout_seconds is only allowed with pending: true")
+        if not self.expected_versions.keys() <= {self.debit_account_id, self.credit_account_id}:
+            raise ValueError("expected_versions may only name the transfer's two accounts")
+
+
+class TransferReverse(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Body of ``POST /v1/transfers/{id}/reverse``: ``id`` is the new (reversing) transfer's id."""
+
+    id: uuid.UUID
+    amount: Amount | None = None
+    """Default: what is left to reverse of the original's ``posted_amount``."""
+    metadata: Metadata = msgspec.field(default_factory=dict)
+    expected_versions: ExpectedVersions = msgspec.field(default_factory=dict)
+
+
+class Entry(Struct, forbid_unknown_fields=True, kw_only=True):
+    """One leg of a transaction."""
+
+    account_id: uuid.UUID
+    direction: Direction
+    amount: Amount
+    currency: Currency
+
+
+class TransactionCreate(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Body of ``POST /v1/transactions``. ``id`` is the idempotency key (a namespace of its own)."""
+
+    id: uuid.UUID
+    entries: Annotated[list[Entry], Meta(min_length=MIN_ENTRIES, max_length=MAX_ENTRIES)]
+    pending: bool = False
+    timeout_seconds: TimeoutSeconds = 0
+    metadata: Metadata = msgspec.field(default_factory=dict)
+    expected_versions: ExpectedVersions = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.timeout_seconds and not self.pending:
+            raise ValueError("timeout_seconds is only allowed with pending: true")
+        if not self.expected_versions.keys() <= {e.account_id for e in self.entries}:
+            raise ValueError("expected_versions may only name accounts of the entries")
+
+
+class TransactionReverse(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Body of ``POST /v1/transactions/{id}/reverse``: the reversing transaction's id."""
+
+    id: uuid.UUID
+    metadata: Metadata = msgspec.field(default_factory=dict)
 
 
 class BatchCreate(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -123,6 +198,10 @@ class Account(Struct):
     debits_pending: int
     credits_pending: int
     balances: Balances
+    status: AccountStatus = "open"
+    overdraft_limit: int = 0
+    version: int = 0
+    """+1 with every change to the account's counters, status, limit or metadata (one per operation)."""
     created_by_key_id: str | None = None
     """Attribution: the id of the API key whose session opened the account (never the secret)."""
 
@@ -139,11 +218,29 @@ class Transfer(Struct):
     metadata: dict[str, str]
     created_at: str
     updated_at: str
+    reverses: uuid.UUID | None = None
+    """The transfer this one reverses (null for an ordinary transfer)."""
+    reversed_amount: int = 0
+    """How much of ``posted_amount`` reversals have taken back so far."""
     created_by_key_id: str | None = None
     """Attribution: the id of the API key whose session created the transfer."""
     resolved_by_key_id: str | None = None
     """Attribution: the id of the API key whose session posted or voided it (null while pending and
     after an expiry, which nobody requested)."""
+
+
+class Transaction(Struct):
+    id: uuid.UUID
+    entries: list[Entry]
+    status: TransferStatus
+    metadata: dict[str, str]
+    expires_at: str | None
+    created_at: str
+    updated_at: str
+    reversed_by: list[uuid.UUID]
+    reverses: uuid.UUID | None = None
+    created_by_key_id: str | None = None
+    resolved_by_key_id: str | None = None
 
 
 class PostedBalance(Struct):
