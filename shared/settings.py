@@ -1,7 +1,14 @@
 """The one settings loader.
 
 Every process reads its configuration here, once, from environment variables with local defaults
-(public-api.md section 1). Nothing else in the code base reads ``os.environ`` for configuration.
+(public-api.md section 1). In ``shared/`` and ``services/`` only these modules read ``os.environ``
+too, for variables that are not in :class:`Settings` (tests/test_docs.py keeps this list exact):
+
+- ``shared/serve.py``: ``SERVER``, which ASGI server runs the app (uvicorn or granian);
+- ``shared/metrics.py``: ``METRICS_INTERVAL_SECONDS``, how often metrics are written out;
+- ``shared/credentials.py``, ``shared/internal_token.py``: how credentials are delivered
+  (``DATABASE_IAM_AUTH``, ``INTERNAL_TOKEN_SECRET_ARN``, ``INTERNAL_TOKEN_REFRESH_SECONDS``, a
+  token's ``<NAME>_PREVIOUS``), next to the code that fetches and rotates them (ADR 0103, 0107).
 """
 
 from __future__ import annotations
