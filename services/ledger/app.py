@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.types import ASGIApp
 
+from services.ledger.model_routes import ROUTES as MODEL_ROUTES
 from services.ledger.routes import ROUTES
 from services.ledger.runtime import LedgerRuntime
 from services.ledger.transfer_writes import ROUTES as TRANSFER_WRITE_ROUTES
@@ -36,7 +37,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
 
     emitter = Emitter("ledger")
     app = Litestar(
-        route_handlers=[*ROUTES, *TRANSFER_WRITE_ROUTES, *health_routes(ready)],
+        route_handlers=[*ROUTES, *TRANSFER_WRITE_ROUTES, *MODEL_ROUTES, *health_routes(ready)],
         lifespan=[lifespan],
         on_startup=[emitter.start],
         on_shutdown=[emitter.stop],

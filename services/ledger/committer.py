@@ -35,7 +35,8 @@ import asyncpg
 
 from services.ledger import spans, store
 from services.ledger.db import DATABASE_DOWN, connection
-from services.ledger.rules import CreateTransfer, Key, Outcome, WriteRequest
+from services.ledger.rules import ChangeAccount, CreateTransaction, CreateTransfer, Outcome, WriteRequest
+from services.ledger.state import Key
 from shared.errors import ProblemError
 from shared.metrics import GROUP_SIZE, TRANSFERS_COMMITTED, current_metrics
 
@@ -55,10 +56,15 @@ class _Waiter:
 def accounts_of(request: WriteRequest) -> frozenset[Key] | None:
     keys: set[Key] = set()
     for op in request.operations:
-        if not isinstance(op, CreateTransfer):
+        if isinstance(op, CreateTransfer):
+            keys.add((op.tenant_id, op.body.debit_account_id))
+            keys.add((op.tenant_id, op.body.credit_account_id))
+        elif isinstance(op, CreateTransaction):
+            keys.update((op.tenant_id, e.account_id) for e in op.body.entries)
+        elif isinstance(op, ChangeAccount):
+            keys.add((op.tenant_id, op.account_id))
+        else:
             return None
-        keys.add((op.tenant_id, op.body.debit_account_id))
-        keys.add((op.tenant_id, op.body.credit_account_id))
     return frozenset(keys)
 
 

@@ -17,9 +17,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from services.ledger.rules import Outcome, TransferState
-from services.ledger.schemas import Account, AccountFlags, Transfer, balances_of
-from shared.errors import ErrorCode, ProblemError
+from services.ledger.rules import Outcome
+from services.ledger.schemas import Account, AccountFlags, Entry, Transaction, Transfer, balances_of
+from services.ledger.state import AccountState, TransactionState, TransferState
+from shared.errors import ErrorCode, ErrorItem, ProblemError
 from shared.timefmt import rfc3339
 
 
@@ -46,9 +47,72 @@ def account_from_row(row: Any) -> Account:
         debits_pending=debits_pending,
         credits_pending=credits_pending,
         balances=balances_of(
-            row["normal_balance"], row["debits_posted"], row["credits_posted"], debits_pending, credits_pending
+            row["normal_balance"],
+            row["debits_posted"],
+            row["credits_posted"],
+            debits_pending,
+            credits_pending,
+            row["overdraft_limit"],
         ),
+        status=row["status"],
+        overdraft_limit=row["overdraft_limit"],
+        version=row["version"],
         created_by_key_id=row["created_by_key_id"],
+    )
+
+
+def account_of(account: AccountState) -> Account:
+    """The public view of a locked account after a write (due reservations already released)."""
+    assert account.created_at is not None
+    return Account(
+        id=account.id,
+        currency=account.currency,
+        normal_balance=account.normal_balance,  # type: ignore[arg-type]
+        flags=AccountFlags(
+            debits_must_not_exceed_credits=account.debits_must_not_exceed_credits,
+            credits_must_not_exceed_debits=account.credits_must_not_exceed_debits,
+        ),
+        metadata=account.metadata,
+        created_at=rfc3339(account.created_at),
+        debits_posted=account.debits_posted,
+        credits_posted=account.credits_posted,
+        debits_pending=account.debits_pending,
+        credits_pending=account.credits_pending,
+        balances=balances_of(
+            account.normal_balance,
+            account.debits_posted,
+            account.credits_posted,
+            account.debits_pending,
+            account.credits_pending,
+            account.overdraft_limit,
+        ),
+        status=account.status,
+        overdraft_limit=account.overdraft_limit,
+        version=account.version,
+        created_by_key_id=account.created_by_key_id,
+    )
+
+
+def transaction_of(transaction: TransactionState, now: datetime | None = None) -> Transaction:
+    """The public view of a transaction; a pending one past ``expires_at`` (at ``now``) reads as expired."""
+    status, updated_at = transaction.status, transaction.updated_at
+    if status == "pending" and transaction.expires_at is not None and now is not None and transaction.expires_at <= now:
+        status, updated_at = "expired", transaction.expires_at
+    return Transaction(
+        id=transaction.id,
+        entries=[
+            Entry(account_id=leg.account_id, direction=leg.direction, amount=leg.amount, currency=leg.currency)
+            for leg in transaction.legs
+        ],
+        status=status,
+        metadata=transaction.metadata,
+        expires_at=None if transaction.expires_at is None else rfc3339(transaction.expires_at),
+        created_at=rfc3339(transaction.created_at),
+        updated_at=rfc3339(updated_at),
+        reversed_by=[] if transaction.reversed_by is None else [transaction.reversed_by],
+        reverses=transaction.reverses,
+        created_by_key_id=transaction.created_by_key_id,
+        resolved_by_key_id=transaction.resolved_by_key_id,
     )
 
 
@@ -69,6 +133,8 @@ def transfer_of(transfer: TransferState, now: datetime | None = None) -> Transfe
         metadata=transfer.metadata,
         created_at=rfc3339(transfer.created_at),
         updated_at=rfc3339(updated_at),
+        reverses=transfer.reverses,
+        reversed_amount=transfer.reversed_amount,
         created_by_key_id=transfer.created_by_key_id,
         resolved_by_key_id=transfer.resolved_by_key_id,
     )
@@ -76,6 +142,9 @@ def transfer_of(transfer: TransferState, now: datetime | None = None) -> Transfe
 
 def problem_of(outcome: Outcome) -> ProblemError:
     assert outcome.code is not None
+    if outcome.index is not None:
+        item = ErrorItem(code=outcome.code.value, detail=outcome.detail, index=outcome.index, field=outcome.field)
+        return ProblemError(outcome.code, outcome.detail, errors=[item])
     return ProblemError(outcome.code, outcome.detail, field=outcome.field)
 
 

@@ -13,15 +13,10 @@ from datetime import datetime
 
 import asyncpg
 
+from services.ledger.account_store import ACCOUNT_COLUMNS, DUE_AMOUNTS, SELECT_ACCOUNT
 from services.ledger.db import connection
-from services.ledger.rules import TransferState
-from services.ledger.store import (
-    ACCOUNT_COLUMNS,
-    DUE_AMOUNTS,
-    SELECT_ACCOUNT,
-    TRANSFER_COLUMNS,
-    transfer_from_row,
-)
+from services.ledger.state import TransactionState, TransferState
+from services.ledger.store import TRANSFER_COLUMNS, transaction_from_row, transfer_from_row
 
 LIST_ACCOUNTS = f"""
 SELECT {ACCOUNT_COLUMNS}, {DUE_AMOUNTS} FROM accounts a
@@ -40,14 +35,14 @@ SELECT * FROM (
 ) h ORDER BY h.seq LIMIT $4
 """
 
-# A posting takes effect when it is posted: created_at for a single-phase transfer (where
-# updated_at equals it), updated_at for a posted two-phase one. Voided/expired ones post nothing.
+# A posting takes effect when it is posted (the entry's ``at``: a single-phase transfer's created_at,
+# a two-phase one's updated_at when posted); the running balances after the account's last entry
+# at or before the instant are its state then (migration 0011: ``at`` follows ``seq`` per account).
 BALANCE_AT = """
-SELECT
-  (SELECT coalesce(sum(posted_amount), 0)::bigint FROM transfers
-    WHERE tenant_id = $1 AND debit_account_id = $2 AND status = 'posted' AND updated_at <= $3) AS debits_posted,
-  (SELECT coalesce(sum(posted_amount), 0)::bigint FROM transfers
-    WHERE tenant_id = $1 AND credit_account_id = $2 AND status = 'posted' AND updated_at <= $3) AS credits_posted
+SELECT coalesce(max(e.debits_posted), 0)::bigint AS debits_posted,
+       coalesce(max(e.credits_posted), 0)::bigint AS credits_posted
+  FROM (SELECT debits_posted, credits_posted FROM account_entries
+         WHERE tenant_id = $1 AND account_id = $2 AND at <= $3 ORDER BY seq DESC LIMIT 1) e
 """
 
 # Existence and normal balance only: the history and balance-at routes need no counters.
@@ -100,6 +95,20 @@ async def get_transfer(
     if row is None:
         return None
     return transfer_from_row(row), row["_now"]
+
+
+SELECT_TRANSACTION = """
+SELECT x.*, clock_timestamp() AS _now FROM transactions x WHERE x.tenant_id = $1 AND x.id = $2
+"""
+
+
+async def get_transaction(
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, transaction_id: uuid.UUID
+) -> tuple[TransactionState, datetime] | None:
+    row = await conn.fetchrow(SELECT_TRANSACTION, tenant_id, transaction_id)
+    if row is None:
+        return None
+    return transaction_from_row(row), row["_now"]
 
 
 _cursor_secret: bytes | None = None

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get, post
 
-from services.ledger import reads, store
+from services.ledger import account_store, reads
 from services.ledger.db import connection
 from services.ledger.present import (
     account_from_row,
@@ -100,7 +100,9 @@ async def create_account(request: Request[Any, Any, Any]) -> Response[bytes]:
     body = decode_json(await read_body(request), request.headers.get("content-type"), AccountCreate)
     assert body is not None
     async with connection(_runtime(request).pool) as conn:
-        status, row = await store.create_account(conn, tenant, body, key_id_header(request.headers.get(KEY_HEADER)))
+        status, row = await account_store.create_account(
+            conn, tenant, body, key_id_header(request.headers.get(KEY_HEADER))
+        )
     return json_response(account_from_row(row), status)
 
 

@@ -1,85 +1,40 @@
-"""The rules of public-api.md section 5, as pure functions over in-memory state. No I/O here.
+"""The rules of the ledger, as pure functions over in-memory state. No I/O here.
 
-:class:`LedgerState` holds the locked accounts and the transfers a write transaction loaded, and
-applies write requests to them one operation at a time, in order, exactly as if each had been
-sent alone. The store (:mod:`services.ledger.store`) loads the state under row locks, calls
-:meth:`LedgerState.apply`, and persists what changed in the same database transaction, so every
-rule here is checked atomically with the write.
+:meth:`services.ledger.state.LedgerState` holds what a write transaction locked and loaded;
+:func:`apply` applies one write request's operations to it one at a time, in order, exactly as if
+each had been sent alone. The store (:mod:`.store`) loads the state under row locks, calls
+:func:`apply` for each request of a group, and persists what changed in the same database
+transaction, so every rule is checked atomically with the write.
 
-Rule order for a new transfer (the first failing rule answers): id replay / ``id_conflict``,
-``same_account``, ``account_not_found`` (debit account first), ``currency_mismatch``,
-``exceeds_credits``, ``exceeds_debits``, ``overflow``. For post and void: ``transfer_not_found``,
-``pending_expired``, ``transfer_not_pending``, ``amount_exceeds_pending``.
+This module: the operations, the dispatch, and the transfer rules. Rule order for a new transfer
+(the first failing rule answers): id replay / ``id_conflict``, ``same_account``,
+``account_not_found`` (debit account first), ``currency_mismatch``, ``account_closed`` (debit
+first), ``account_frozen`` (debit first), ``version_mismatch``, ``exceeds_credits``,
+``exceeds_debits``, ``overflow``. For post and void: ``transfer_not_found``, ``pending_expired``,
+``transfer_not_pending``, ``amount_exceeds_pending``. For a reversal: replay / ``id_conflict`` by
+the new id, ``transfer_not_found``, ``transfer_not_posted``, ``amount_exceeds_reversible``, then the
+new-transfer rules from ``account_closed`` on. Transactions: :mod:`.transaction_rules`; account
+lifecycle: :mod:`.account_rules`. docs/adr/0008-transactions-and-entries.md explains the model.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from typing import Any
+from dataclasses import dataclass, replace
+from datetime import timedelta
 
-from services.ledger.schemas import MAX_AMOUNT, TransferCreate, TransferStatus
+from services.ledger.schemas import (
+    MAX_AMOUNT,
+    AccountPatch,
+    TransactionCreate,
+    TransactionReverse,
+    TransferCreate,
+    TransferReverse,
+)
+from services.ledger.state import AccountState, EntryKind, LedgerState, SourceType, TransactionState, TransferState
 from shared.errors import ErrorCode
 
-EVENTS_PER_BLOCK = 1 << 20
-"""Events one write transaction may number: a group of 8,000 transfers plus every due reservation on
-its accounts stays far below it. (Migration 0001 first said 65536; 0003 records the widening.)"""
-
-Key = tuple[uuid.UUID, uuid.UUID]
-"""(tenant_id, id): ids are per tenant, so every lookup is by this pair."""
-
-
-@dataclass(slots=True)
-class AccountState:
-    pk: int
-    tenant_id: uuid.UUID
-    id: uuid.UUID
-    currency: str
-    debits_must_not_exceed_credits: bool
-    credits_must_not_exceed_debits: bool
-    debits_posted: int
-    credits_posted: int
-    debits_pending: int
-    credits_pending: int
-
-
-@dataclass(slots=True)
-class TransferState:
-    tenant_id: uuid.UUID
-    id: uuid.UUID
-    debit_account_id: uuid.UUID
-    credit_account_id: uuid.UUID
-    amount: int
-    currency: str
-    pending: bool
-    timeout_seconds: int
-    status: TransferStatus
-    posted_amount: int
-    expires_at: datetime | None
-    metadata: dict[str, str]
-    created_at: datetime
-    updated_at: datetime
-    seq: int
-    resolved_seq: int | None = None
-    created_by_key_id: str | None = None
-    """The API key whose request created it (None: written before attribution, or by the admin tools)."""
-    resolved_by_key_id: str | None = None
-    """The API key whose request posted or voided it (None while pending, and after an expiry)."""
-    is_new: bool = False
-    """Created by this transaction: persisted by INSERT rather than UPDATE."""
-
-    def same_request(self, body: TransferCreate) -> bool:
-        """Section 5: the same id with the same request (defaults filled in) is a replay."""
-        return (
-            self.debit_account_id == body.debit_account_id
-            and self.credit_account_id == body.credit_account_id
-            and self.amount == body.amount
-            and self.currency == body.currency
-            and self.pending == body.pending
-            and self.timeout_seconds == body.timeout_seconds
-            and self.metadata == body.metadata
-        )
+# -- operations -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +60,60 @@ class VoidPending:
     key_id: str | None = None
 
 
-Operation = CreateTransfer | PostPending | VoidPending
+@dataclass(frozen=True, slots=True)
+class ReverseTransfer:
+    tenant_id: uuid.UUID
+    transfer_id: uuid.UUID
+    body: TransferReverse
+    key_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTransaction:
+    tenant_id: uuid.UUID
+    body: TransactionCreate
+    key_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveTransaction:
+    """Post (whole amounts) or void a pending transaction."""
+
+    tenant_id: uuid.UUID
+    transaction_id: uuid.UUID
+    post: bool
+    key_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReverseTransaction:
+    tenant_id: uuid.UUID
+    transaction_id: uuid.UUID
+    body: TransactionReverse
+    key_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeAccount:
+    """Freeze, unfreeze, close or PATCH one account (``patch`` only for ``action == "update"``)."""
+
+    tenant_id: uuid.UUID
+    account_id: uuid.UUID
+    action: str
+    patch: AccountPatch | None = None
+    key_id: str | None = None
+
+
+Operation = (
+    CreateTransfer
+    | PostPending
+    | VoidPending
+    | ReverseTransfer
+    | CreateTransaction
+    | ResolveTransaction
+    | ReverseTransaction
+    | ChangeAccount
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +126,10 @@ class WriteRequest:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """The result of one operation: 201 created, 200 replayed or resolved, or an error code.
+    """The result of one operation: 201 created, 200 replayed or changed, or an error code.
 
-    ``transfer`` is a copy taken when the operation was applied: a later operation of the same
-    group (a post of a transfer created just before it) must not change what this one answers.
+    ``transfer``/``transaction``/``account`` is a copy taken when the operation was applied: a later
+    operation of the same group must not change what this one answers.
     """
 
     status: int
@@ -131,172 +139,304 @@ class Outcome:
     field: str | None = None
     applied: bool = False
     """True when this operation changed the ledger (not for replays, errors or rolled-back items)."""
+    transaction: TransactionState | None = None
+    account: AccountState | None = None
+    index: int | None = None
+    """For a transaction's entry-level error: the offending entry (``errors[].index``)."""
 
 
-def _fail(code: ErrorCode, detail: str, field: str | None = None) -> Outcome:
-    return Outcome(status=code.status, code=code, detail=detail, field=field)
+def fail(code: ErrorCode, detail: str, field: str | None = None, index: int | None = None) -> Outcome:
+    return Outcome(status=code.status, code=code, detail=detail, field=field, index=index)
 
 
-@dataclass
-class LedgerState:
-    """Accounts locked by one write transaction and the transfers it may read or change."""
+# -- dispatch -------------------------------------------------------------------------------------
 
-    accounts: dict[Key, AccountState]
-    transfers: dict[Key, TransferState]
-    now: datetime
-    block: int
-    _event: int = 0
-    _undo: list[tuple[Any, str, Any]] = field(default_factory=list)
 
-    # -- bookkeeping -------------------------------------------------------------------------
+def apply(state: LedgerState, request: WriteRequest) -> list[Outcome]:
+    """Apply one request's operations in order; an atomic request that fails changes nothing."""
+    checkpoint = state.checkpoint()
+    outcomes = [_apply_one(state, op) for op in request.operations]
+    if request.atomic and any(o.code is not None for o in outcomes):
+        state.rollback(checkpoint)
+        outcomes = [replace(o, applied=False) for o in outcomes]
+    return outcomes
 
-    def _next_seq(self) -> int:
-        if self._event >= EVENTS_PER_BLOCK:
-            raise RuntimeError("too many events for one write transaction")
-        seq = self.block * EVENTS_PER_BLOCK + self._event
-        self._event += 1
-        return seq
 
-    def _set(self, obj: Any, attr: str, value: Any) -> None:
-        self._undo.append((obj, attr, getattr(obj, attr)))
-        setattr(obj, attr, value)
+def _apply_one(state: LedgerState, op: Operation) -> Outcome:
+    # Imported here: those modules use this one's Outcome and checks.
+    from services.ledger import account_rules, transaction_rules
 
-    def _checkpoint(self) -> int:
-        return len(self._undo)
+    state.begin_operation()
+    if isinstance(op, CreateTransfer):
+        return _create(state, op)
+    if isinstance(op, PostPending | VoidPending):
+        return _resolve_op(state, op)
+    if isinstance(op, ReverseTransfer):
+        return _reverse(state, op)
+    if isinstance(op, CreateTransaction):
+        return transaction_rules.create(state, op)
+    if isinstance(op, ResolveTransaction):
+        return transaction_rules.resolve(state, op)
+    if isinstance(op, ReverseTransaction):
+        return transaction_rules.reverse(state, op)
+    return account_rules.change(state, op)
 
-    def _rollback(self, checkpoint: int) -> None:
-        while len(self._undo) > checkpoint:
-            obj, attr, old = self._undo.pop()
-            if attr == "__new__":
-                del self.transfers[old]
-            else:
-                setattr(obj, attr, old)
 
-    # -- expiry ------------------------------------------------------------------------------
+def expire_due(state: LedgerState) -> None:
+    """Release every loaded reservation whose ``expires_at`` has passed (before any request)."""
+    from services.ledger import transaction_rules
 
-    def expire_due(self) -> None:
-        """Release every loaded reservation whose ``expires_at`` has passed (before any request)."""
-        for transfer in self.transfers.values():
-            if transfer.status == "pending" and transfer.expires_at is not None and transfer.expires_at <= self.now:
-                debit = self.accounts[(transfer.tenant_id, transfer.debit_account_id)]
-                credit = self.accounts[(transfer.tenant_id, transfer.credit_account_id)]
-                debit.debits_pending -= transfer.amount
-                credit.credits_pending -= transfer.amount
-                transfer.status = "expired"
-                # The reservation ended at expires_at, whenever the sweep got to it.
-                transfer.updated_at = transfer.expires_at
-                transfer.resolved_seq = self._next_seq()
+    for transfer in list(state.transfers.values()):
+        if transfer.status == "pending" and transfer.expires_at is not None and transfer.expires_at <= state.now:
+            state.begin_operation()
+            _resolve(state, transfer, "expired", 0, None)
+            # The reservation ended at expires_at, whenever the sweep got to it.
+            state.set(transfer, "updated_at", transfer.expires_at)
+    transaction_rules.expire_due(state)
 
-    # -- requests ----------------------------------------------------------------------------
 
-    def apply(self, request: WriteRequest) -> list[Outcome]:
-        """Apply one request's operations in order; an atomic request that fails changes nothing."""
-        checkpoint = self._checkpoint()
-        outcomes = [self._apply_one(op) for op in request.operations]
-        if request.atomic and any(o.code is not None for o in outcomes):
-            self._rollback(checkpoint)
-            outcomes = [replace(o, applied=False) for o in outcomes]
-        return outcomes
+# -- checks shared with transactions --------------------------------------------------------------
 
-    def _apply_one(self, op: Operation) -> Outcome:
-        if isinstance(op, CreateTransfer):
-            return self._create(op.tenant_id, op.body, op.key_id)
-        transfer = self.transfers.get((op.tenant_id, op.transfer_id))
-        if transfer is None:
-            return _fail(ErrorCode.TRANSFER_NOT_FOUND, "no such transfer")
-        if transfer.status == "expired":
-            return _fail(ErrorCode.PENDING_EXPIRED, "the pending transfer expired")
-        if transfer.status != "pending":
-            return _fail(ErrorCode.TRANSFER_NOT_PENDING, f"the transfer is {transfer.status}, not pending")
-        if isinstance(op, PostPending):
-            amount = transfer.amount if op.amount is None else op.amount
-            if amount > transfer.amount:
-                return _fail(
-                    ErrorCode.AMOUNT_EXCEEDS_PENDING,
-                    f"amount {amount} exceeds the pending amount {transfer.amount}",
-                    "amount",
-                )
-            return self._resolve(transfer, "posted", amount, op.key_id)
-        return self._resolve(transfer, "voided", 0, op.key_id)
 
-    def _create(self, tenant_id: uuid.UUID, body: TransferCreate, key_id: str | None) -> Outcome:
-        existing = self.transfers.get((tenant_id, body.id))
-        if existing is not None:
-            if existing.same_request(body):
-                return Outcome(status=200, transfer=replace(existing))
-            return _fail(ErrorCode.ID_CONFLICT, "this id was used for a different transfer", "id")
-        if body.debit_account_id == body.credit_account_id:
-            return _fail(ErrorCode.SAME_ACCOUNT, "debit and credit account must differ", "credit_account_id")
-        debit = self.accounts.get((tenant_id, body.debit_account_id))
-        if debit is None:
-            return _fail(ErrorCode.ACCOUNT_NOT_FOUND, "debit account not found", "debit_account_id")
-        credit = self.accounts.get((tenant_id, body.credit_account_id))
-        if credit is None:
-            return _fail(ErrorCode.ACCOUNT_NOT_FOUND, "credit account not found", "credit_account_id")
-        if debit.currency != body.currency or credit.currency != body.currency:
-            return _fail(
-                ErrorCode.CURRENCY_MISMATCH,
-                f"transfer currency {body.currency}, accounts {debit.currency} and {credit.currency}",
-                "currency",
+def movable(account: AccountState, field: str | None = None, index: int | None = None) -> Outcome | None:
+    """``account_closed`` / ``account_frozen`` for an account a new movement would touch."""
+    if account.status == "closed":
+        return fail(ErrorCode.ACCOUNT_CLOSED, f"account {account.id} is closed", field, index)
+    if account.status == "frozen":
+        return fail(ErrorCode.ACCOUNT_FROZEN, f"account {account.id} is frozen", field, index)
+    return None
+
+
+def versions_match(state: LedgerState, tenant_id: uuid.UUID, expected: dict[uuid.UUID, int]) -> Outcome | None:
+    """``version_mismatch`` naming the current version, for the first account that moved on."""
+    for account_id, version in expected.items():
+        account = state.accounts[(tenant_id, account_id)]
+        if account.version != version:
+            return fail(
+                ErrorCode.VERSION_MISMATCH,
+                f"account {account_id} is at version {account.version}, not {version}",
+                "expected_versions",
             )
-        amount = body.amount
-        if body.pending:
-            d_posted, d_pending = debit.debits_posted, debit.debits_pending + amount
-            c_posted, c_pending = credit.credits_posted, credit.credits_pending + amount
-        else:
-            d_posted, d_pending = debit.debits_posted + amount, debit.debits_pending
-            c_posted, c_pending = credit.credits_posted + amount, credit.credits_pending
-        if debit.debits_must_not_exceed_credits and d_posted + d_pending > debit.credits_posted:
-            return _fail(ErrorCode.EXCEEDS_CREDITS, "debits would exceed credits on the debit account", "amount")
-        if credit.credits_must_not_exceed_debits and c_posted + c_pending > credit.debits_posted:
-            return _fail(ErrorCode.EXCEEDS_DEBITS, "credits would exceed debits on the credit account", "amount")
-        if d_posted + d_pending > MAX_AMOUNT or c_posted + c_pending > MAX_AMOUNT:
-            return _fail(ErrorCode.OVERFLOW, "an account counter would exceed 2^63-1", "amount")
+    return None
 
-        self._set(debit, "debits_posted", d_posted)
-        self._set(debit, "debits_pending", d_pending)
-        self._set(credit, "credits_posted", c_posted)
-        self._set(credit, "credits_pending", c_pending)
-        expires_at = None
-        if body.pending and body.timeout_seconds > 0:
-            expires_at = self.now + timedelta(seconds=body.timeout_seconds)
-        transfer = TransferState(
-            tenant_id=tenant_id,
-            id=body.id,
-            debit_account_id=body.debit_account_id,
-            credit_account_id=body.credit_account_id,
-            amount=amount,
-            currency=body.currency,
-            pending=body.pending,
-            timeout_seconds=body.timeout_seconds,
-            status="pending" if body.pending else "posted",
-            posted_amount=0 if body.pending else amount,
-            expires_at=expires_at,
-            metadata=body.metadata,
-            created_at=self.now,
-            updated_at=self.now,
-            seq=self._next_seq(),
-            created_by_key_id=key_id,
-            is_new=True,
+
+def limit_failure(
+    account: AccountState, debits: tuple[int, int], credits: tuple[int, int], checks_debits: bool, checks_credits: bool
+) -> Outcome | None:
+    """Limits and overflow of ``account`` if its counters became ``debits``/``credits`` (posted, pending).
+
+    The debit-side flag is checked only when the change adds debits, the credit side only when it
+    adds credits: a movement that only lowers how far an account is past its limit (after a PATCH
+    lowered the limit) is always allowed.
+    """
+    d_posted, d_pending = debits
+    c_posted, c_pending = credits
+    limit = account.overdraft_limit
+    if checks_debits and account.debits_must_not_exceed_credits and d_posted + d_pending > c_posted + limit:
+        return fail(ErrorCode.EXCEEDS_CREDITS, "debits would exceed credits on the debit account", "amount")
+    if checks_credits and account.credits_must_not_exceed_debits and c_posted + c_pending > d_posted + limit:
+        return fail(ErrorCode.EXCEEDS_DEBITS, "credits would exceed debits on the credit account", "amount")
+    if d_posted + d_pending > MAX_AMOUNT or c_posted + c_pending > MAX_AMOUNT:
+        return fail(ErrorCode.OVERFLOW, "an account counter would exceed 2^63-1", "amount")
+    return None
+
+
+# -- transfers -------------------------------------------------------------------------------------
+
+
+def _same_request(existing: TransferState, body: TransferCreate) -> bool:
+    """Section 5: the same id with the same request (defaults filled in) is a replay."""
+    return (
+        existing.reverses is None
+        and existing.debit_account_id == body.debit_account_id
+        and existing.credit_account_id == body.credit_account_id
+        and existing.amount == body.amount
+        and existing.currency == body.currency
+        and existing.pending == body.pending
+        and existing.timeout_seconds == body.timeout_seconds
+        and existing.metadata == body.metadata
+    )
+
+
+def _create(state: LedgerState, op: CreateTransfer) -> Outcome:
+    body = op.body
+    existing = state.transfers.get((op.tenant_id, body.id))
+    if existing is not None:
+        if _same_request(existing, body):
+            return Outcome(status=200, transfer=replace(existing))
+        return fail(ErrorCode.ID_CONFLICT, "this id was used for a different transfer", "id")
+    if body.debit_account_id == body.credit_account_id:
+        return fail(ErrorCode.SAME_ACCOUNT, "debit and credit account must differ", "credit_account_id")
+    debit = state.accounts.get((op.tenant_id, body.debit_account_id))
+    if debit is None:
+        return fail(ErrorCode.ACCOUNT_NOT_FOUND, "debit account not found", "debit_account_id")
+    credit = state.accounts.get((op.tenant_id, body.credit_account_id))
+    if credit is None:
+        return fail(ErrorCode.ACCOUNT_NOT_FOUND, "credit account not found", "credit_account_id")
+    if debit.currency != body.currency or credit.currency != body.currency:
+        return fail(
+            ErrorCode.CURRENCY_MISMATCH,
+            f"transfer currency {body.currency}, accounts {debit.currency} and {credit.currency}",
+            "currency",
         )
-        key = (tenant_id, body.id)
-        self.transfers[key] = transfer
-        self._undo.append((None, "__new__", key))
-        return Outcome(status=201, transfer=replace(transfer), applied=True)
+    return _new_transfer(state, op.tenant_id, body.id, debit, credit, body, op.key_id, None)
 
-    def _resolve(self, transfer: TransferState, status: TransferStatus, posted: int, key_id: str | None) -> Outcome:
-        """Post ``posted`` of a reservation (0 for a void) and release the rest."""
-        debit = self.accounts[(transfer.tenant_id, transfer.debit_account_id)]
-        credit = self.accounts[(transfer.tenant_id, transfer.credit_account_id)]
-        # Releasing a reservation only lowers debits+pending sums, so no limit or overflow
-        # rule can newly fail here: the counters move from pending to posted.
-        self._set(debit, "debits_pending", debit.debits_pending - transfer.amount)
-        self._set(debit, "debits_posted", debit.debits_posted + posted)
-        self._set(credit, "credits_pending", credit.credits_pending - transfer.amount)
-        self._set(credit, "credits_posted", credit.credits_posted + posted)
-        self._set(transfer, "status", status)
-        self._set(transfer, "posted_amount", posted)
-        self._set(transfer, "updated_at", self.now)
-        self._set(transfer, "resolved_seq", self._next_seq())
-        self._set(transfer, "resolved_by_key_id", key_id)
-        return Outcome(status=200, transfer=replace(transfer), applied=True)
+
+def _new_transfer(
+    state: LedgerState,
+    tenant_id: uuid.UUID,
+    transfer_id: uuid.UUID,
+    debit: AccountState,
+    credit: AccountState,
+    body: TransferCreate | TransferReverse,
+    key_id: str | None,
+    reversing: TransferState | None,
+) -> Outcome:
+    """The rules from ``account_closed`` on, then the write, for a new transfer or a reversal."""
+    refused = (
+        movable(debit, "debit_account_id")
+        or movable(credit, "credit_account_id")
+        or versions_match(state, tenant_id, body.expected_versions)
+    )
+    if refused is not None:
+        return refused
+    if reversing is None:
+        assert isinstance(body, TransferCreate)
+        amount, currency, pending, timeout, metadata = (
+            body.amount,
+            body.currency,
+            body.pending,
+            body.timeout_seconds,
+            body.metadata,
+        )
+    else:
+        left = reversing.posted_amount - reversing.reversed_amount
+        amount, currency, pending, timeout, metadata = (
+            left if body.amount is None else body.amount,
+            reversing.currency,
+            False,
+            0,
+            body.metadata,
+        )
+    if pending:
+        d_after = (debit.debits_posted, debit.debits_pending + amount)
+        c_after = (credit.credits_posted, credit.credits_pending + amount)
+    else:
+        d_after = (debit.debits_posted + amount, debit.debits_pending)
+        c_after = (credit.credits_posted + amount, credit.credits_pending)
+    refused = limit_failure(
+        debit, d_after, (debit.credits_posted, debit.credits_pending), True, False
+    ) or limit_failure(credit, (credit.debits_posted, credit.debits_pending), c_after, False, True)
+    if refused is not None:
+        return refused
+
+    seq = state.next_seq()
+    kind: EntryKind = "pending" if pending else "posted"
+    state.move(debit, kind, "debit", amount, ("transfer", transfer_id), seq)
+    state.move(credit, kind, "credit", amount, ("transfer", transfer_id), seq)
+    expires_at = state.now + timedelta(seconds=timeout) if pending and timeout > 0 else None
+    transfer = TransferState(
+        tenant_id=tenant_id,
+        id=transfer_id,
+        debit_account_id=debit.id,
+        credit_account_id=credit.id,
+        amount=amount,
+        currency=currency,
+        pending=pending,
+        timeout_seconds=timeout,
+        status="pending" if pending else "posted",
+        posted_amount=0 if pending else amount,
+        expires_at=expires_at,
+        metadata=metadata,
+        created_at=state.now,
+        updated_at=state.now,
+        seq=seq,
+        created_by_key_id=key_id,
+        reverses=None if reversing is None else reversing.id,
+        is_new=True,
+    )
+    state.add_transfer(transfer)
+    if reversing is not None:
+        state.set(reversing, "reversed_amount", reversing.reversed_amount + amount)
+    return Outcome(status=201, transfer=replace(transfer), applied=True)
+
+
+def _resolve_op(state: LedgerState, op: PostPending | VoidPending) -> Outcome:
+    transfer = state.transfers.get((op.tenant_id, op.transfer_id))
+    if transfer is None:
+        return fail(ErrorCode.TRANSFER_NOT_FOUND, "no such transfer")
+    if transfer.status == "expired":
+        return fail(ErrorCode.PENDING_EXPIRED, "the pending transfer expired")
+    if transfer.status != "pending":
+        return fail(ErrorCode.TRANSFER_NOT_PENDING, f"the transfer is {transfer.status}, not pending")
+    if isinstance(op, PostPending):
+        amount = transfer.amount if op.amount is None else op.amount
+        if amount > transfer.amount:
+            return fail(
+                ErrorCode.AMOUNT_EXCEEDS_PENDING,
+                f"amount {amount} exceeds the pending amount {transfer.amount}",
+                "amount",
+            )
+        _resolve(state, transfer, "posted", amount, op.key_id)
+    else:
+        _resolve(state, transfer, "voided", 0, op.key_id)
+    return Outcome(status=200, transfer=replace(transfer), applied=True)
+
+
+def _resolve(state: LedgerState, transfer: TransferState, status: str, posted: int, key_id: str | None) -> None:
+    """Post ``posted`` of a reservation (0 for a void or an expiry) and release the rest.
+
+    Releasing only lowers debits+pending sums, so no limit or overflow rule can newly fail here:
+    the counters move from pending to posted. Frozen accounts may be resolved (section 10).
+    """
+    debit = state.accounts[(transfer.tenant_id, transfer.debit_account_id)]
+    credit = state.accounts[(transfer.tenant_id, transfer.credit_account_id)]
+    seq = state.next_seq()
+    source: tuple[SourceType, uuid.UUID] = ("transfer", transfer.id)
+    steps: tuple[tuple[EntryKind, int], ...] = (
+        ("pending_posted", posted),
+        ("pending_released", transfer.amount - posted),
+    )
+    for kind, amount in steps:
+        if amount > 0:
+            state.move(debit, kind, "debit", amount, source, seq)
+            state.move(credit, kind, "credit", amount, source, seq)
+    state.set(transfer, "status", status)
+    state.set(transfer, "posted_amount", posted)
+    state.set(transfer, "updated_at", state.now)
+    state.set(transfer, "resolved_seq", seq)
+    state.set(transfer, "resolved_by_key_id", key_id)
+
+
+def _reverse(state: LedgerState, op: ReverseTransfer) -> Outcome:
+    body = op.body
+    existing = state.transfers.get((op.tenant_id, body.id))
+    if existing is not None:
+        same = (
+            existing.reverses == op.transfer_id
+            and (body.amount is None or body.amount == existing.amount)
+            and existing.metadata == body.metadata
+        )
+        if same:
+            return Outcome(status=200, transfer=replace(existing))
+        return fail(ErrorCode.ID_CONFLICT, "this id was used for a different transfer", "id")
+    original = state.transfers.get((op.tenant_id, op.transfer_id))
+    if original is None:
+        return fail(ErrorCode.TRANSFER_NOT_FOUND, "no such transfer")
+    if original.status != "posted":
+        return fail(ErrorCode.TRANSFER_NOT_POSTED, f"the transfer is {original.status}, not posted")
+    left = original.posted_amount - original.reversed_amount
+    if left == 0 or (body.amount is not None and body.amount > left):
+        return fail(
+            ErrorCode.AMOUNT_EXCEEDS_REVERSIBLE,
+            f"{left} of the transfer's posted {original.posted_amount} is left to reverse",
+            "amount",
+        )
+    if not body.expected_versions.keys() <= {original.debit_account_id, original.credit_account_id}:
+        return fail(
+            ErrorCode.INVALID_REQUEST, "expected_versions may only name the reversal's accounts", "expected_versions"
+        )
+    # The reversal moves the money back: the original's credit account is debited.
+    debit = state.accounts[(op.tenant_id, original.credit_account_id)]
+    credit = state.accounts[(op.tenant_id, original.debit_account_id)]
+    return _new_transfer(state, op.tenant_id, body.id, debit, credit, body, op.key_id, original)

@@ -281,14 +281,20 @@ class BatchResults(Struct):
 
 
 def balances_of(
-    normal_balance: str, debits_posted: int, credits_posted: int, debits_pending: int, credits_pending: int
+    normal_balance: str,
+    debits_posted: int,
+    credits_posted: int,
+    debits_pending: int,
+    credits_pending: int,
+    overdraft_limit: int = 0,
 ) -> Balances:
-    """The derived balances of section 4; a debit-normal account mirrors a credit-normal one."""
+    """The derived balances of section 4; a debit-normal account mirrors a credit-normal one.
+    ``available`` includes the overdraft limit (public-api-2.md section 10)."""
     if normal_balance == "debit":
         debits_posted, credits_posted = credits_posted, debits_posted
         debits_pending, credits_pending = credits_pending, debits_pending
     return Balances(
         posted=credits_posted - debits_posted,
         pending=(credits_posted + credits_pending) - (debits_posted + debits_pending),
-        available=credits_posted - debits_posted - debits_pending,
+        available=credits_posted - debits_posted - debits_pending + overdraft_limit,
     )

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
-from services.ledger.rules import CreateTransfer, Outcome, PostPending, WriteRequest
+from services.ledger.rules import CreateTransfer, Outcome, PostPending, VoidPending, WriteRequest
 from shared import tracing
 
 _NO_SPAN: AbstractContextManager[Any] = nullcontext()
@@ -38,11 +38,14 @@ def write(request: WriteRequest) -> AbstractContextManager[Any]:
     if len(request.operations) == 1:
         op = request.operations[0]
         if isinstance(op, CreateTransfer):
-            attributes["ledger.operation"], transfer_id = "create", op.body.id
-        else:
+            attributes["ledger.operation"] = "create"
+            attributes["ledger.transfer_id"] = str(op.body.id)
+        elif isinstance(op, PostPending | VoidPending):
             attributes["ledger.operation"] = "post" if isinstance(op, PostPending) else "void"
-            transfer_id = op.transfer_id
-        attributes["ledger.transfer_id"] = str(transfer_id)
+            attributes["ledger.transfer_id"] = str(op.transfer_id)
+        else:
+            # Transactions, reversals, account changes: the operation's name, no ids.
+            attributes["ledger.operation"] = type(op).__name__
     return tracer.start_as_current_span("ledger.write", attributes=attributes)  # type: ignore[no-any-return]
 
 

@@ -36,21 +36,20 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from services.ledger import spans
+from services.ledger import rules, spans
 from services.ledger.rules import (
-    AccountState,
+    CreateTransaction,
     CreateTransfer,
-    Key,
-    LedgerState,
     Outcome,
     PostPending,
-    TransferState,
+    ResolveTransaction,
+    ReverseTransaction,
+    ReverseTransfer,
     VoidPending,
     WriteRequest,
 )
-from services.ledger.schemas import AccountCreate
+from services.ledger.state import AccountState, Key, LedgerState, Leg, TransactionState, TransferState
 from services.ledger.write import WRITE_ERRORS, Retry, write
-from shared.errors import ErrorCode, ProblemError
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +58,24 @@ MAX_ATTEMPTS = 8
 
 TRANSFER_COLUMNS = """t.tenant_id, t.id, t.debit_account_id, t.credit_account_id, t.amount, t.currency,
     t.pending, t.timeout_seconds, t.status, t.posted_amount, t.expires_at, t.metadata,
-    t.created_at, t.updated_at, t.seq, t.resolved_seq, t.created_by_key_id, t.resolved_by_key_id"""
+    t.created_at, t.updated_at, t.seq, t.resolved_seq, t.created_by_key_id, t.resolved_by_key_id, t.reverses,
+    t.reversed_amount"""
 
 # Steps 1 and 2 in one round trip: see migrations/0002_lock_and_read.sql for why a function.
-LOCK_AND_READ = "SELECT * FROM ledger_lock_and_read($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[])"
+LOCK_AND_READ = """SELECT * FROM ledger_lock_and_read($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[],
+                                                   $6::uuid[])"""
 
-# Unlocked look-up of the accounts behind post/void targets, so the first attempt locks them.
+# Unlocked look-up of the accounts behind the transfers and transactions that operations name by id
+# (post, void, reverse), so the first attempt locks them.
 TRANSFER_ACCOUNTS = """
 SELECT t.tenant_id, t.debit_account_id, t.credit_account_id FROM transfers t
 JOIN unnest($1::uuid[], $2::uuid[]) AS w(tenant_id, id) ON t.tenant_id = w.tenant_id AND t.id = w.id
+"""
+TRANSACTION_ACCOUNTS = """
+SELECT DISTINCT x.tenant_id, (e.leg->>'account_id')::uuid AS account_id
+  FROM transactions x
+  JOIN unnest($1::uuid[], $2::uuid[]) AS w(tenant_id, id) ON x.tenant_id = w.tenant_id AND x.id = w.id,
+       jsonb_array_elements(x.entries) AS e(leg)
 """
 
 
@@ -77,20 +85,32 @@ class _Plan:
 
     accounts: set[Key]
     transfer_ids: set[Key]
+    transaction_ids: set[Key]
 
 
 def _plan(requests: Sequence[WriteRequest], extra_accounts: Iterable[Key]) -> _Plan:
-    accounts: set[Key] = set(extra_accounts)
-    transfer_ids: set[Key] = set()
+    plan = _Plan(set(extra_accounts), set(), set())
     for request in requests:
         for op in request.operations:
+            tenant = op.tenant_id
             if isinstance(op, CreateTransfer):
-                accounts.add((op.tenant_id, op.body.debit_account_id))
-                accounts.add((op.tenant_id, op.body.credit_account_id))
-                transfer_ids.add((op.tenant_id, op.body.id))
+                plan.accounts.add((tenant, op.body.debit_account_id))
+                plan.accounts.add((tenant, op.body.credit_account_id))
+                plan.transfer_ids.add((tenant, op.body.id))
+            elif isinstance(op, PostPending | VoidPending):
+                plan.transfer_ids.add((tenant, op.transfer_id))
+            elif isinstance(op, ReverseTransfer):
+                plan.transfer_ids.update(((tenant, op.transfer_id), (tenant, op.body.id)))
+            elif isinstance(op, CreateTransaction):
+                plan.accounts.update((tenant, e.account_id) for e in op.body.entries)
+                plan.transaction_ids.add((tenant, op.body.id))
+            elif isinstance(op, ResolveTransaction):
+                plan.transaction_ids.add((tenant, op.transaction_id))
+            elif isinstance(op, ReverseTransaction):
+                plan.transaction_ids.update(((tenant, op.transaction_id), (tenant, op.body.id)))
             else:
-                transfer_ids.add((op.tenant_id, op.transfer_id))
-    return _Plan(accounts, transfer_ids)
+                plan.accounts.add((tenant, op.account_id))
+    return plan
 
 
 def _columns(keys: Iterable[Key]) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
@@ -99,19 +119,22 @@ def _columns(keys: Iterable[Key]) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
 
 
 async def _accounts_of_targets(conn: asyncpg.Connection, requests: Sequence[WriteRequest]) -> set[Key]:
-    targets = {
-        (op.tenant_id, op.transfer_id)
-        for request in requests
-        for op in request.operations
-        if isinstance(op, PostPending | VoidPending)
-    }
-    if not targets:
-        return set()
-    rows = await conn.fetch(TRANSFER_ACCOUNTS, *_columns(targets))
+    transfers: set[Key] = set()
+    transactions: set[Key] = set()
+    for request in requests:
+        for op in request.operations:
+            if isinstance(op, PostPending | VoidPending | ReverseTransfer):
+                transfers.add((op.tenant_id, op.transfer_id))
+            elif isinstance(op, ResolveTransaction | ReverseTransaction):
+                transactions.add((op.tenant_id, op.transaction_id))
     found: set[Key] = set()
-    for row in rows:
-        found.add((row["tenant_id"], row["debit_account_id"]))
-        found.add((row["tenant_id"], row["credit_account_id"]))
+    if transfers:
+        for row in await conn.fetch(TRANSFER_ACCOUNTS, *_columns(transfers)):
+            found.add((row["tenant_id"], row["debit_account_id"]))
+            found.add((row["tenant_id"], row["credit_account_id"]))
+    if transactions:
+        for row in await conn.fetch(TRANSACTION_ACCOUNTS, *_columns(transactions)):
+            found.add((row["tenant_id"], row["account_id"]))
     return found
 
 
@@ -135,50 +158,88 @@ def transfer_from_row(row: asyncpg.Record) -> TransferState:
         resolved_seq=row["resolved_seq"],
         created_by_key_id=row["created_by_key_id"],
         resolved_by_key_id=row["resolved_by_key_id"],
+        reverses=row["reverses"],
+        reversed_amount=row["reversed_amount"],
     )
 
 
-async def _load_state(
-    conn: asyncpg.Connection, plan: _Plan
-) -> tuple[LedgerState, dict[Key, tuple[int, int, int, int]]]:
-    rows = await conn.fetch(LOCK_AND_READ, *_columns(plan.accounts), *_columns(plan.transfer_ids))
+def transaction_from_row(row: asyncpg.Record) -> TransactionState:
+    return TransactionState(
+        tenant_id=row["tenant_id"],
+        id=row["id"],
+        legs=[Leg(uuid.UUID(e["account_id"]), e["direction"], e["amount"], e["currency"]) for e in row["entries"]],
+        pending=row["pending"],
+        timeout_seconds=row["timeout_seconds"],
+        status=row["status"],
+        expires_at=row["expires_at"],
+        metadata=row["metadata"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        seq=row["seq"],
+        resolved_seq=row["resolved_seq"],
+        reverses=row["reverses"],
+        reversed_by=row["reversed_by"],
+        created_by_key_id=row["created_by_key_id"],
+        resolved_by_key_id=row["resolved_by_key_id"],
+    )
+
+
+def _account_from_row(row: asyncpg.Record) -> AccountState:
+    return AccountState(
+        pk=row["pk"],
+        tenant_id=row["tenant_id"],
+        id=row["id"],
+        currency=row["currency"],
+        normal_balance=row["normal_balance"],
+        debits_must_not_exceed_credits=row["debits_must_not_exceed_credits"],
+        credits_must_not_exceed_debits=row["credits_must_not_exceed_debits"],
+        debits_posted=row["debits_posted"],
+        credits_posted=row["credits_posted"],
+        debits_pending=row["debits_pending"],
+        credits_pending=row["credits_pending"],
+        status=row["status"],
+        overdraft_limit=row["overdraft_limit"],
+        limit_allowance=row["limit_allowance"],
+        version=row["version"],
+        last_entry_seq=row["last_entry_seq"],
+        metadata=row["metadata"],
+        created_at=row["created_at"],
+        created_by_key_id=row["created_by_key_id"],
+    )
+
+
+async def _load_state(conn: asyncpg.Connection, plan: _Plan) -> tuple[LedgerState, dict[Key, tuple[object, ...]]]:
+    rows = await conn.fetch(
+        LOCK_AND_READ, *_columns(plan.accounts), *_columns(plan.transfer_ids), *_columns(plan.transaction_ids)
+    )
     accounts: dict[Key, AccountState] = {}
     transfers: dict[Key, TransferState] = {}
+    transactions: dict[Key, TransactionState] = {}
     block, now = rows[-1]["block"], rows[-1]["now"]
     for row in rows:
         kind = row["kind"]
         if kind == "account":
-            accounts[(row["tenant_id"], row["id"])] = AccountState(
-                pk=row["pk"],
-                tenant_id=row["tenant_id"],
-                id=row["id"],
-                currency=row["currency"],
-                debits_must_not_exceed_credits=row["debits_must_not_exceed_credits"],
-                credits_must_not_exceed_debits=row["credits_must_not_exceed_debits"],
-                debits_posted=row["debits_posted"],
-                credits_posted=row["credits_posted"],
-                debits_pending=row["debits_pending"],
-                credits_pending=row["credits_pending"],
-            )
+            accounts[(row["tenant_id"], row["id"])] = _account_from_row(row)
         elif kind == "transfer":
             transfer = transfer_from_row(row)
             transfers[(transfer.tenant_id, transfer.id)] = transfer
-    missing: set[Key] = set()
-    for key, transfer in transfers.items():
-        due = transfer.expires_at is not None and transfer.expires_at <= now
-        if transfer.status == "pending" and (due or key in plan.transfer_ids):
-            for account in (
-                (transfer.tenant_id, transfer.debit_account_id),
-                (transfer.tenant_id, transfer.credit_account_id),
-            ):
-                if account not in accounts:
-                    missing.add(account)
+        elif kind == "transaction":
+            transaction = transaction_from_row(row)
+            transactions[(transaction.tenant_id, transaction.id)] = transaction
+    # Every loaded transfer or transaction an operation may change (named, or due to expire) must
+    # have its accounts locked; if not, run again with them.
+    needed: set[Key] = set()
+    for transfer in transfers.values():
+        needed.add((transfer.tenant_id, transfer.debit_account_id))
+        needed.add((transfer.tenant_id, transfer.credit_account_id))
+    for transaction in transactions.values():
+        needed.update((transaction.tenant_id, leg.account_id) for leg in transaction.legs)
+    missing = needed - accounts.keys()
     if missing:
-        raise Retry("accounts of a reservation were not locked", missing)
-    before = {
-        key: (a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending) for key, a in accounts.items()
-    }
-    return LedgerState(accounts=accounts, transfers=transfers, now=now, block=block), before
+        raise Retry("accounts of a loaded transfer or transaction were not locked", missing)
+    before = {key: a.snapshot() for key, a in accounts.items()}
+    state = LedgerState(accounts=accounts, transfers=transfers, now=now, block=block, transactions=transactions)
+    return state, before
 
 
 async def _rollback(conn: asyncpg.Connection) -> None:
@@ -211,8 +272,8 @@ async def apply_requests(
         try:
             state, before = await _load_state(conn, plan)
             with spans.rules(requests) as span:
-                state.expire_due()
-                outcomes = [state.apply(request) for request in requests]
+                rules.expire_due(state)
+                outcomes = [rules.apply(state, request) for request in requests]
                 spans.rejected(span, outcomes)
             await write(conn, state, before)
             return outcomes
@@ -235,82 +296,31 @@ async def apply_requests(
     raise RuntimeError(f"write transaction did not settle after {MAX_ATTEMPTS} attempts")
 
 
-async def expire_due(conn: asyncpg.Connection, limit: int = 500) -> int:
-    """Expire up to ``limit`` due reservations, whether or not anyone looks; returns how many."""
-    rows = await conn.fetch(
-        """SELECT tenant_id, debit_account_id, credit_account_id FROM transfers
-           WHERE status = 'pending' AND expires_at <= clock_timestamp()
-           ORDER BY expires_at LIMIT $1""",
-        limit,
-    )
-    if not rows:
-        return 0
-    accounts = {(r["tenant_id"], r["debit_account_id"]) for r in rows} | {
-        (r["tenant_id"], r["credit_account_id"]) for r in rows
-    }
-    # No requests: locking the accounts makes the transaction expire what is due on them.
-    await apply_requests(conn, [], lock_also=accounts)
-    return len(rows)
-
-
-# -- accounts ------------------------------------------------------------------------------------
-
-ACCOUNT_COLUMNS = """a.pk, a.tenant_id, a.id, a.currency, a.normal_balance, a.debits_must_not_exceed_credits,
-    a.credits_must_not_exceed_debits, a.metadata, a.created_at, a.debits_posted, a.credits_posted,
-    a.debits_pending, a.credits_pending, a.created_by_key_id"""
-
-# Reservations past expires_at that the sweep has not released yet, per side; reads subtract
-# them so no read ever shows an expired reservation (the partial index keeps this cheap).
-DUE_AMOUNTS = """
-    (SELECT coalesce(sum(t.amount), 0)::bigint FROM transfers t
-      WHERE t.status = 'pending' AND t.expires_at <= clock_timestamp()
-        AND t.tenant_id = a.tenant_id AND t.debit_account_id = a.id) AS due_debits,
-    (SELECT coalesce(sum(t.amount), 0)::bigint FROM transfers t
-      WHERE t.status = 'pending' AND t.expires_at <= clock_timestamp()
-        AND t.tenant_id = a.tenant_id AND t.credit_account_id = a.id) AS due_credits"""
-
-INSERT_ACCOUNT = f"""
-INSERT INTO accounts AS a (tenant_id, id, currency, normal_balance, debits_must_not_exceed_credits,
-                           credits_must_not_exceed_debits, metadata, created_at, created_by_key_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp(), $8)
-ON CONFLICT (tenant_id, id) DO NOTHING
-RETURNING {ACCOUNT_COLUMNS}, 0::bigint AS due_debits, 0::bigint AS due_credits
+DUE_TRANSFERS = """
+SELECT tenant_id, debit_account_id, credit_account_id FROM transfers
+ WHERE status = 'pending' AND expires_at <= clock_timestamp()
+ ORDER BY expires_at LIMIT $1
+"""
+DUE_TRANSACTIONS = """
+SELECT x.tenant_id, x.id, (e.leg->>'account_id')::uuid AS account_id
+  FROM (SELECT tenant_id, id, entries FROM transactions
+         WHERE status = 'pending' AND expires_at <= clock_timestamp()
+         ORDER BY expires_at LIMIT $1) x,
+       jsonb_array_elements(x.entries) AS e(leg)
 """
 
-SELECT_ACCOUNT = f"SELECT {ACCOUNT_COLUMNS}, {DUE_AMOUNTS} FROM accounts a WHERE a.tenant_id = $1 AND a.id = $2"
 
-
-async def create_account(
-    conn: asyncpg.Connection, tenant_id: uuid.UUID, body: AccountCreate, key_id: str | None = None
-) -> tuple[int, asyncpg.Record]:
-    """Insert an account; (201, row), or (200, row) when the same id was created with the same body.
-
-    The same id with a different body (compared with defaults filled in) is 409 ``id_conflict``.
-    """
-    account_id = body.id if body.id is not None else uuid.uuid4()
-    flags = body.flags
-    row = await conn.fetchrow(
-        INSERT_ACCOUNT,
-        tenant_id,
-        account_id,
-        body.currency,
-        body.normal_balance,
-        flags.debits_must_not_exceed_credits,
-        flags.credits_must_not_exceed_debits,
-        body.metadata,
-        key_id,
-    )
-    if row is not None:
-        return 201, row
-    existing = await conn.fetchrow(SELECT_ACCOUNT, tenant_id, account_id)
-    assert existing is not None, "accounts are never deleted"
-    same = (
-        existing["currency"] == body.currency
-        and existing["normal_balance"] == body.normal_balance
-        and existing["debits_must_not_exceed_credits"] == flags.debits_must_not_exceed_credits
-        and existing["credits_must_not_exceed_debits"] == flags.credits_must_not_exceed_debits
-        and existing["metadata"] == body.metadata
-    )
-    if not same:
-        raise ProblemError(ErrorCode.ID_CONFLICT, "this id was used for a different account", field="id")
-    return 200, existing
+async def expire_due(conn: asyncpg.Connection, limit: int = 500) -> int:
+    """Expire up to ``limit`` due transfers and ``limit`` due transactions, whether or not anyone
+    looks; returns how many."""
+    accounts: set[Key] = set()
+    transfers = await conn.fetch(DUE_TRANSFERS, limit)
+    for r in transfers:
+        accounts.update(((r["tenant_id"], r["debit_account_id"]), (r["tenant_id"], r["credit_account_id"])))
+    transactions = await conn.fetch(DUE_TRANSACTIONS, limit)
+    accounts.update((r["tenant_id"], r["account_id"]) for r in transactions)
+    if not accounts:
+        return 0
+    # No requests: locking the accounts makes the transaction expire what is due on them.
+    await apply_requests(conn, [], lock_also=accounts)
+    return len(transfers) + len({(r["tenant_id"], r["id"]) for r in transactions})

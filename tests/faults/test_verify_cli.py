@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from services.ledger import store
+from services.ledger import account_store, store
 from services.ledger.db import _init_connection
 from services.ledger.migrate import migrate
 from services.ledger.rules import CreateTransfer, PostPending, VoidPending, WriteRequest
@@ -60,7 +60,7 @@ async def ledger() -> AsyncIterator[Ledger]:
     try:
         accounts = []
         for flags in (AccountFlags(), AccountFlags(debits_must_not_exceed_credits=True), AccountFlags()):
-            _, row = await store.create_account(conn, tenant, AccountCreate(currency="USD", flags=flags))
+            _, row = await account_store.create_account(conn, tenant, AccountCreate(currency="USD", flags=flags))
             accounts.append(row["id"])
         bank, alice, bob = accounts
 
