@@ -2,26 +2,60 @@
 
 Timeouts come from ``settings.redis_timeout_seconds`` so that a Redis outage turns into a 503
 within that time instead of a hung request; no retry on timeout, because the callers (rate limit,
-idempotency claim, session cache) decide themselves what an unanswered command means. In AWS the
-AUTH token comes from its secret, for every new connection (``REDIS_AUTH_SECRET_ARN``).
+idempotency claim, session cache) decide themselves what an unanswered command means.
+
+Authentication: in AWS each service is its own ElastiCache RBAC user (``REDIS_USERNAME``, ADR 0110)
+whose password comes from its secret (``REDIS_AUTH_SECRET_ARN``), read again for every new
+connection, so a rotation needs no restart (ADR 0107). Every connection then sends
+``AUTH <user> <password>``; without a user name it sends ``AUTH <password>`` (the ``default`` user).
+Locally the URL's own credentials are used, with ``REDIS_USERNAME`` when the URL names no user.
+
+Invariant: a password never appears in a log line or a ``repr`` (the provider holds the secret
+source, not the value).
 """
 
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from redis.credentials import CredentialProvider
 
 from shared.credentials import RedisSecretCredentials, SecretTokens
 from shared.settings import Settings
 
 
+class RedisUserCredentials(CredentialProvider):
+    """redis-py credential provider: every new connection authenticates as ``username`` with the
+    secret's current token (``AUTH <username> <token>``)."""
+
+    def __init__(self, username: str, tokens: SecretTokens) -> None:
+        self._username = username
+        self._tokens = tokens
+
+    def __repr__(self) -> str:
+        return f"RedisUserCredentials(username={self._username!r})"
+
+    def get_credentials(self) -> tuple[str, str]:
+        raise NotImplementedError("the asyncio client calls get_credentials_async")
+
+    async def get_credentials_async(self) -> tuple[str, str]:
+        return self._username, (await self._tokens.tokens()).current
+
+
 def open_redis(settings: Settings, max_connections: int | None = None) -> Redis:
-    credentials = None
+    credentials: CredentialProvider | None = None
+    username: str | None = None
     if settings.redis_auth_secret_arn:
-        # The AUTH token rotates every 30 days, and ECS would inject it only once. Each new
+        # The password rotates every 30 days, and ECS would inject it only once. Each new
         # connection takes the secret's current token instead, re-read while the process runs, so a
         # rotation needs no restart (ADR 0107).
         tokens = SecretTokens.from_aws(settings.redis_auth_secret_arn, "token", region=settings.aws_region)
-        credentials = RedisSecretCredentials(tokens)
+        if settings.redis_username:
+            credentials = RedisUserCredentials(settings.redis_username, tokens)
+        else:
+            credentials = RedisSecretCredentials(tokens)
+    else:
+        # The URL's password, as this user (a user named in the URL itself takes precedence).
+        username = settings.redis_username or None
     return Redis.from_url(
         settings.redis_url,
         socket_timeout=settings.redis_timeout_seconds,
@@ -29,4 +63,5 @@ def open_redis(settings: Settings, max_connections: int | None = None) -> Redis:
         retry_on_timeout=False,
         max_connections=max_connections,
         credential_provider=credentials,
+        username=username,
     )

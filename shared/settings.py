@@ -102,6 +102,10 @@ class Settings:
     connection authenticates with the secret's current token, re-read while the process runs
     (``shared.credentials``), and ``REDIS_URL`` carries no password. Empty: the URL's own (local)."""
 
+    redis_username: str = field(default_factory=lambda: _env_str("REDIS_USERNAME", ""))
+    """Redis user this process authenticates as (``AUTH <user> <password>``, ElastiCache RBAC; ADR
+    0110), its password being the secret's token or the URL's. Empty: the URL's user, or ``default``."""
+
     redis_key_prefix: str = field(default_factory=lambda: _env_str("REDIS_KEY_PREFIX", "fl:"))
     """Prefix of every Redis key, so test runs and environments sharing a Redis never meet."""
 

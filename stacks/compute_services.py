@@ -11,6 +11,11 @@ from stacks.compute_alb import Edge
 from stacks.compute_migrate import build_migration_task, database_url
 from stacks.config import PlatformConfig, ServiceSpec
 from stacks.naming import ComputeExports, DataExports, NetworkExports, SecurityExports, add_export, import_value
+from stacks.redis_acl import KEY_PREFIX as REDIS_KEY_PREFIX
+from stacks.redis_acl import USERS
+
+REDIS_USERS = {user.name: user for user in USERS}
+"""The services that use Redis, each as its own Redis user (by service name)."""
 
 TRACE_SAMPLE_RATIO = "0.05"
 """Share of public requests traced (``OTEL_TRACES_SAMPLER_ARG``; the gateway decides, the internal
@@ -76,13 +81,17 @@ def _environment(t: Template, platform: PlatformConfig, svc: ServiceSpec) -> lis
     # INTERNAL_TOKEN is still injected (it is what a task accepts before its first read); the task
     # re-reads the rotating secret while it runs (shared/internal_token.py, ADR 0107).
     values["INTERNAL_TOKEN_SECRET_ARN"] = import_value(t, SecurityExports.INTERNAL_TOKEN_SECRET_ARN)
-    if svc.name in ("gateway", "session"):
-        # No token in the URL: each new connection takes the secret's current AUTH token, re-read
-        # while the task runs, so a rotation needs no restart (shared/redis_client.py, ADR 0107).
+    if svc.name in REDIS_USERS:
+        # No password in the URL: each new connection authenticates as the service's own Redis user
+        # with its secret's current password, re-read while the task runs, so a rotation needs no
+        # restart (shared/redis_client.py, ADR 0107). The user's ACL covers keys under this prefix
+        # only (stacks/redis_acl.py, ADR 0110).
         values["REDIS_URL"] = Sub(
             f"rediss://${{Host}}:{platform.redis_port}/0", Host=import_value(t, DataExports.REDIS_ENDPOINT)
         )
-        values["REDIS_AUTH_SECRET_ARN"] = import_value(t, DataExports.REDIS_SECRET_ARN)
+        values["REDIS_USERNAME"] = REDIS_USERS[svc.name].name
+        values["REDIS_AUTH_SECRET_ARN"] = import_value(t, DataExports.redis_secret_arn(svc.name))
+        values["REDIS_KEY_PREFIX"] = REDIS_KEY_PREFIX
     if svc.name == "ledger":
         # The DML-only role, no password anywhere: every new connection signs a 15-minute IAM token
         # (shared/credentials.py), so no rotation can leave a running task with a stale one; and

@@ -1,5 +1,5 @@
 """Data tier: Aurora PostgreSQL (two instances over two AZs), the DynamoDB tables of the session
-service and the ElastiCache Redis replication group with its rotated AUTH token.
+service and the ElastiCache Redis replication group with one RBAC user per service (``stacks.data_redis``).
 
 Invariants: every resource with a fixed name can be created again after a failed first create
 (``RetainExceptOnCreate`` or ``Snapshot``, ADR 0104); the DynamoDB tables, deletion-protected, are
@@ -9,22 +9,20 @@ from __future__ import annotations
 
 from awacs import aws as iam
 from awacs.aws import Allow, PolicyDocument, Statement
-from troposphere import GetAtt, GetAZs, Ref, Select, Sub, Template, dynamodb, elasticache, rds
+from troposphere import GetAtt, GetAZs, Ref, Select, Sub, Template, dynamodb, rds
 from troposphere import iam as iam_res
 
 from stacks.common import ENV_PARAM, RETAIN_EXCEPT_ON_CREATE, log_group, new_template, role_trust, sizing, tags
 from stacks.config import PlatformConfig
+from stacks.data_redis import redis, rotation_schedules
 from stacks.naming import DataExports, NetworkExports, SecurityExports, add_export, import_value
-from stacks.rotation import rotated_secret
 from stacks.security import TABLES, table_prefix
 
 TABLE_KEYS = {"tenants": "tenant_id", "api-keys": "key_id", "sessions": "token_hash"}
 """Partition key (a string) of each DynamoDB table."""
 SESSION_TTL_ATTRIBUTE = "expires_at_epoch"
-TABLES_AFTER = ("DatabaseInstanceA", "DatabaseInstanceB", "RedisReplicationGroup", "RedisAuthSecretRotationSchedule")
+TABLES_AFTER = ("DatabaseInstanceA", "DatabaseInstanceB", "RedisReplicationGroup", *rotation_schedules())
 """What the DynamoDB tables wait for: every resource of this tier whose creation can fail late."""
-REDIS_MAXMEMORY_POLICY = "noeviction"
-"""Redis never evicts: see ``_redis`` and ADR 0108."""
 
 
 def _aurora(t: Template, platform: PlatformConfig) -> None:
@@ -182,80 +180,10 @@ def _tables(t: Template, platform: PlatformConfig) -> None:
     add_export(t, DataExports.TABLE_PREFIX, table_prefix())
 
 
-def _redis(t: Template, platform: PlatformConfig) -> None:
-    data_key = import_value(t, SecurityExports.DATA_KEY_ARN)
-    group_id = Sub(f"${{{ENV_PARAM}}}-fintech")
-    subnets = t.add_resource(
-        elasticache.SubnetGroup(
-            "RedisSubnetGroup",
-            Description="Private data subnets of both AZs",
-            SubnetIds=[import_value(t, ref) for ref in NetworkExports.DATA_SUBNETS],
-            Tags=tags(platform),
-        )
-    )
-    # noeviction: a full Redis refuses writes (the services handle that as any Redis error, ADR
-    # 0020) instead of evicting keys. All keys carry TTLs, so no volatile-* policy can tell them
-    # apart, and any eviction could drop an API key's revocation marker (keyrev:) to make room for
-    # idempotency records: the revoked key's cached sessions would then pass for up to 5 minutes,
-    # against ADR 0021's one second (ADR 0108).
-    params = t.add_resource(
-        elasticache.ParameterGroup(
-            "RedisParameters",
-            CacheParameterGroupFamily=f"redis{platform.redis_engine_version.split('.')[0]}",
-            Description="Ledger platform Redis: never evict (security state must not make room for caches)",
-            Properties={"maxmemory-policy": REDIS_MAXMEMORY_POLICY},
-        )
-    )
-    secret = rotated_secret(
-        t,
-        platform,
-        "RedisAuthSecret",
-        name=Sub(f"fintech/${{{ENV_PARAM}}}/redis-auth"),
-        description="Redis AUTH token (key token) and the rediss:// URL the services use (key url)",
-        kms_key_arn=data_key,
-        logs_key_arn=import_value(t, SecurityExports.LOGS_KEY_ARN),
-        rotation_days=30,
-        replication_group_id=group_id,
-        depends_on=["RedisReplicationGroup"],
-    )
-    group = t.add_resource(
-        elasticache.ReplicationGroup(
-            "RedisReplicationGroup",
-            ReplicationGroupId=group_id,
-            ReplicationGroupDescription="Session cache, idempotency records and rate limits",
-            Engine="redis",
-            EngineVersion=platform.redis_engine_version,
-            CacheNodeType=sizing("RedisNodeType"),
-            NumNodeGroups=1,
-            ReplicasPerNodeGroup=sizing("RedisReplicas"),
-            AutomaticFailoverEnabled=True,
-            MultiAZEnabled=True,
-            TransitEncryptionEnabled=True,
-            AtRestEncryptionEnabled=True,
-            KmsKeyId=data_key,
-            AuthToken=Sub("{{resolve:secretsmanager:${Secret}:SecretString:token}}", Secret=Ref(secret)),
-            Port=platform.redis_port,
-            CacheSubnetGroupName=Ref(subnets),
-            CacheParameterGroupName=Ref(params),
-            SecurityGroupIds=[import_value(t, SecurityExports.REDIS_SG)],
-            SnapshotRetentionLimit=sizing("RedisSnapshotRetentionDays"),
-            SnapshotWindow="03:00-04:00",
-            PreferredMaintenanceWindow="sun:05:00-sun:06:00",
-            AutoMinorVersionUpgrade=True,
-            Tags=tags(platform),
-            DeletionPolicy="Snapshot",
-            UpdateReplacePolicy="Snapshot",
-        )
-    )
-    add_export(t, DataExports.REDIS_GROUP_ID, Ref(group))
-    add_export(t, DataExports.REDIS_SECRET_ARN, Ref(secret))
-    add_export(t, DataExports.REDIS_ENDPOINT, GetAtt(group, "PrimaryEndPoint.Address"))
-
-
 def build(platform: PlatformConfig) -> Template:
     """The data tier template."""
     t = new_template(platform, "data", "Aurora PostgreSQL, DynamoDB tables and Redis")
     _aurora(t, platform)
     _tables(t, platform)
-    _redis(t, platform)
+    redis(t, platform)
     return t

@@ -140,7 +140,6 @@ class DataExports:
     CLUSTER_ENDPOINT = _ref(Tier.DATA, "AuroraEndpoint", "Aurora writer endpoint address")
     MASTER_SECRET_ARN = _ref(Tier.DATA, "AuroraMasterSecretArn", "RDS-managed secret of the Aurora master user")
     REDIS_GROUP_ID = _ref(Tier.DATA, "RedisReplicationGroupId", "Redis replication group id")
-    REDIS_SECRET_ARN = _ref(Tier.DATA, "RedisAuthSecretArn", "Secret holding the Redis auth token and rediss:// URL")
     REDIS_ENDPOINT = _ref(Tier.DATA, "RedisPrimaryEndpoint", "Redis primary endpoint address (follows failovers)")
     TABLE_PREFIX = _ref(Tier.DATA, "DynamoTablePrefix", "Prefix of the DynamoDB table names")
 
@@ -148,6 +147,12 @@ class DataExports:
     def table_name(table: str) -> ExportRef:
         title = "".join(part.capitalize() for part in table.split("-"))
         return _ref(Tier.DATA, f"{title}TableName", f"Name of the {table} DynamoDB table")
+
+    @staticmethod
+    def redis_secret_arn(user: str) -> ExportRef:
+        return _ref(
+            Tier.DATA, f"Redis{user.capitalize()}SecretArn", f"Secret holding the password of the {user} Redis user"
+        )
 
 
 class ComputeExports:

@@ -1,11 +1,13 @@
 """Secrets Manager rotation for the secrets no hosted rotation Lambda covers.
 
-The internal service token and the Redis AUTH token are random strings, not database users, so
-``HostedRotationLambda`` (database engines only) does not apply. One small inline Lambda rotates
-both: it generates a new ``token``; when ``REPLICATION_GROUP_ID`` is set it also writes the matching
-``url`` (``rediss://:<token>@<primary>:<port>/0``) and rotates the ElastiCache AUTH token with the
-``ROTATE`` strategy so the old and new tokens are both valid until the next rotation; the
-services re-read both secrets while they run (ADR 0107), so no task needs a restart.
+The internal service token and the Redis users' passwords are random strings, not database
+users, so ``HostedRotationLambda`` (database engines only) does not apply. One small inline Lambda
+rotates them all: it generates a new ``token``; when ``REDIS_USER_ID`` is set, it gives that
+ElastiCache RBAC user two passwords, the current token and the new one, before the new one becomes
+current (``setSecret``), and waits until the user is active again. Old and new tokens are thus both
+valid until the next rotation, as ElastiCache's ``ROTATE`` strategy kept them for the AUTH token
+before (ADR 0110). The services re-read their secrets while they run (ADR 0107), so no task needs a
+restart.
 """
 
 from __future__ import annotations
@@ -19,13 +21,16 @@ from stacks.common import ENV_PARAM, RETAIN_EXCEPT_ON_CREATE, checkov_skip, log_
 from stacks.config import PlatformConfig
 
 ROTATION_CODE = """\
-import json, os
+import json, os, time
 import boto3
 sm = boto3.client("secretsmanager")
-RG = os.environ.get("REPLICATION_GROUP_ID", "")
+USER = os.environ.get("REDIS_USER_ID", "")
 def _wait(ec):
-    ec.get_waiter("replication_group_available").wait(
-        ReplicationGroupId=RG, WaiterConfig={"Delay": 20, "MaxAttempts": 20})
+    for _ in range(20):  # two waits of at most 400 s fit the 900 s timeout
+        if ec.describe_users(UserId=USER)["Users"][0]["Status"] == "active":
+            return
+        time.sleep(20)
+    raise RuntimeError("redis user %s is not active" % USER)
 def handler(event, _context):
     arn, token, step = event["SecretId"], event["ClientRequestToken"], event["Step"]
     stages = sm.describe_secret(SecretId=arn)["VersionIdsToStages"]
@@ -42,24 +47,17 @@ def handler(event, _context):
         value = json.loads(sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])
         value["token"] = sm.get_random_password(
             PasswordLength=64, ExcludePunctuation=True)["RandomPassword"]
-        if RG:
-            group = boto3.client("elasticache").describe_replication_groups(
-                ReplicationGroupId=RG)["ReplicationGroups"][0]
-            ep = group["NodeGroups"][0]["PrimaryEndpoint"]
-            value["url"] = "rediss://:%s@%s:%s/0" % (value["token"], ep["Address"], ep["Port"])
         sm.put_secret_value(SecretId=arn, ClientRequestToken=token,
                             SecretString=json.dumps(value), VersionStages=["AWSPENDING"])
-    elif step == "setSecret" and RG:
+    elif step == "setSecret" and USER:
         pending = json.loads(sm.get_secret_value(
             SecretId=arn, VersionId=token, VersionStage="AWSPENDING")["SecretString"])
         current = json.loads(sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])
         ec = boto3.client("elasticache")
         _wait(ec)
-        ec.modify_replication_group(ReplicationGroupId=RG, AuthToken=current["token"],
-                                    AuthTokenUpdateStrategy="SET", ApplyImmediately=True)
-        _wait(ec)
-        ec.modify_replication_group(ReplicationGroupId=RG, AuthToken=pending["token"],
-                                    AuthTokenUpdateStrategy="ROTATE", ApplyImmediately=True)
+        # Both: tasks that have not re-read the secret yet keep opening connections (ADR 0110).
+        ec.modify_user(UserId=USER, AuthenticationMode={
+            "Type": "password", "Passwords": [current["token"], pending["token"]]})
         _wait(ec)
     elif step == "finishSecret":
         current = next(v for v, s in stages.items() if "AWSCURRENT" in s)
@@ -77,7 +75,7 @@ def rotated_secret(
     kms_key_arn: object,
     logs_key_arn: object,
     rotation_days: int,
-    replication_group_id: object | None = None,
+    redis_user_id: object | None = None,
     name: object | None = None,
     depends_on: list[str] | None = None,
 ) -> secretsmanager.Secret:
@@ -136,19 +134,16 @@ def rotated_secret(
         ),
     ]
     environment: dict[str, object] = {}
-    if replication_group_id is not None:
-        environment["REPLICATION_GROUP_ID"] = replication_group_id
+    if redis_user_id is not None:
+        environment["REDIS_USER_ID"] = redis_user_id
         statements.append(
             Statement(
                 Effect=Allow,
-                Action=[
-                    iam.Action("elasticache", "DescribeReplicationGroups"),
-                    iam.Action("elasticache", "ModifyReplicationGroup"),
-                ],
+                Action=[iam.Action("elasticache", "DescribeUsers"), iam.Action("elasticache", "ModifyUser")],
                 Resource=[
                     Sub(
-                        "arn:${AWS::Partition}:elasticache:${AWS::Region}:${AWS::AccountId}:replicationgroup:${Group}",
-                        Group=replication_group_id,
+                        "arn:${AWS::Partition}:elasticache:${AWS::Region}:${AWS::AccountId}:user:${User}",
+                        User=redis_user_id,
                     )
                 ],
             )

@@ -320,12 +320,15 @@ def _roles(
             ),
         ]
 
-    # The Redis AUTH token is the data tier's secret (named by it; its ARN comes later).
-    redis_secret = _secret_arn(f"fintech/${{{ENV_PARAM}}}/redis-auth-*")
+    # Each Redis user's password is a data tier secret (named by it; its ARN comes later), and each
+    # service may read its own user's only (ADR 0110).
+    def redis_secret(user: str) -> object:
+        return _secret_arn(f"fintech/${{{ENV_PARAM}}}/redis-{user}-*")
+
     extra = {
-        "gateway": read_secrets(internal_secret, redis_secret),
+        "gateway": read_secrets(internal_secret, redis_secret("gateway")),
         "ledger": database + read_secrets(internal_secret),
-        "session": dynamodb + read_secrets(internal_secret, redis_secret),
+        "session": dynamodb + read_secrets(internal_secret, redis_secret("session")),
     }
     for svc in ("gateway", "ledger", "session"):
         statements = list(telemetry) + extra.get(svc, [])

@@ -1,12 +1,13 @@
 """Issue 13, item 1, in the templates: no rotating credential reaches a service task only at start.
-The database uses IAM tokens (test_checklist_database_access.py). The Redis AUTH token is read by the
-tasks themselves from its secret while they run, so the URL carries no token and the task roles,
-not the execution role, may read exactly that secret."""
+The database uses IAM tokens (test_checklist_database_access.py). Each Redis user's password is read by
+its service's tasks from its own secret while they run, so the URL carries no password and the task
+roles, not the execution role, may read exactly that secret."""
 
 from __future__ import annotations
 
 import json
 
+from stacks.redis_acl import KEY_PREFIX
 from tests.stacks.conftest import Json, props, resources, service_task_definitions
 
 
@@ -18,7 +19,7 @@ def _statements(role: Json) -> list[Json]:
     return [s for p in props(role).get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
 
 
-def test_redis_clients_get_a_tokenless_url_and_the_secret_to_read(templates: dict[str, Json]) -> None:
+def test_redis_clients_get_a_tokenless_url_their_user_and_its_secret(templates: dict[str, Json]) -> None:
     tasks = service_task_definitions(templates["compute"])
     for service in ("Gateway", "Session"):
         app = props(tasks[f"{service}TaskDefinition"])["ContainerDefinitions"][0]
@@ -26,24 +27,29 @@ def test_redis_clients_get_a_tokenless_url_and_the_secret_to_read(templates: dic
         url = env["REDIS_URL"]["Fn::Sub"]  # type: ignore[index]
         assert url[0] == "rediss://${Host}:6379/0"  # TLS, and no ":<token>@"
         assert url[1]["Host"]["Fn::ImportValue"]["Fn::Sub"] == "${DataStack}-RedisPrimaryEndpoint"
-        assert env["REDIS_AUTH_SECRET_ARN"] == {"Fn::ImportValue": {"Fn::Sub": "${DataStack}-RedisAuthSecretArn"}}
+        assert env["REDIS_USERNAME"] == service.lower()
+        assert env["REDIS_AUTH_SECRET_ARN"] == {
+            "Fn::ImportValue": {"Fn::Sub": f"${{DataStack}}-Redis{service}SecretArn"}
+        }
+        assert env["REDIS_KEY_PREFIX"] == KEY_PREFIX  # the prefix the user's ACL is scoped to
         assert "REDIS_URL" not in {s["Name"] for s in app.get("Secrets", [])}
     ledger = props(tasks["LedgerTaskDefinition"])["ContainerDefinitions"][0]
     assert "REDIS_URL" not in _env(ledger)  # the ledger does not use Redis
 
 
-def test_only_the_redis_clients_may_read_the_redis_secret(templates: dict[str, Json]) -> None:
+def test_each_redis_client_may_read_its_own_users_secret_only(templates: dict[str, Json]) -> None:
     roles = resources(templates["security"], "AWS::IAM::Role")
     readers = {}
     for name, role in roles.items():
         for statement in _statements(role):
-            if "redis-auth" in json.dumps(statement.get("Resource")):
+            if "/redis-" in json.dumps(statement.get("Resource")):
                 readers[name] = statement
     assert set(readers) == {"GatewayTaskRole", "SessionTaskRole"}
-    for statement in readers.values():
+    for name, statement in readers.items():
         assert statement["Action"] == ["secretsmanager:GetSecretValue"]
         (redis,) = [r for r in statement["Resource"] if "Fn::Sub" in r]
-        assert redis["Fn::Sub"].endswith(":secret:fintech/${EnvironmentName}/redis-auth-*")
+        user = name.removesuffix("TaskRole").lower()
+        assert redis["Fn::Sub"].endswith(f":secret:fintech/${{EnvironmentName}}/redis-{user}-*")
 
 
 def test_every_service_reads_the_rotating_internal_token_itself(templates: dict[str, Json]) -> None:
