@@ -40,6 +40,8 @@ class Span:
     attributes: dict[str, Any]
     links: list[tuple[str, str]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    resource: dict[str, Any] = field(default_factory=dict)
+    """The exporting process's resource (``service.name``, ``OTEL_RESOURCE_ATTRIBUTES``, ...)."""
 
     def __repr__(self) -> str:
         return f"<{self.service} {self.kind} {self.name!r} {self.span_id} parent={self.parent_id or '-'}>"
@@ -82,8 +84,10 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
                             parent_id=span.parent_span_id.hex(),
                             attributes={a.key: _value(a.value) for a in span.attributes},
                             links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
-                            events=[{a.key: _value(a.value) for a in e.attributes} | {"name": e.name}
-                                    for e in span.events],
+                            events=[
+                                {a.key: _value(a.value) for a in e.attributes} | {"name": e.name} for e in span.events
+                            ],
+                            resource=resource,
                         )
                     )
         with self._lock:
@@ -98,8 +102,9 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
         with self._lock:
             self._spans.clear()
 
-    def wait_for(self, condition: Callable[[list[Span]], bool], trace_id: str | None = None,
-                 timeout: float = 15.0) -> list[Span]:
+    def wait_for(
+        self, condition: Callable[[list[Span]], bool], trace_id: str | None = None, timeout: float = 15.0
+    ) -> list[Span]:
         """The spans (of ``trace_id``) once ``condition`` holds for them; fails after ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:

@@ -1,12 +1,19 @@
-"""Tracing off: nothing is instrumented or exported, and the X-Ray header still travels unchanged."""
+"""Tracing off: nothing is instrumented or exported, and the X-Ray header still travels unchanged.
+
+"Nothing arrived" means something only if something would have: the end-to-end test ends with a
+positive control, a gateway with the very same settings but an exporter, whose spans must reach the
+same receiver while none come from the processes with tracing off.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import secrets
 import subprocess
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -47,16 +54,35 @@ async def test_nothing_is_exported_and_the_trace_header_reaches_the_upstreams(
         await redis.aclose()
         listed = await api.call("GET", "/v1/accounts", token=tenant.token, headers=headers, base_url=gateway.url)
         assert listed.status == 200, listed
-    assert [h.get("X-Amzn-Trace-Id") for h in seen] == [TRACE]
-    assert seen[0]["X-Request-Id"] == request_id
-    session_lines = [
-        json.loads(line) for line in untraced.session.log_path.read_text().splitlines() if request_id in line
-    ]
-    assert session_lines and all(line["trace_id"] == "1-5759e988-bd862e3fe1be46a994272793" for line in session_lines)
+        assert [h.get("X-Amzn-Trace-Id") for h in seen] == [TRACE]
+        assert seen[0]["X-Request-Id"] == request_id
+        session_lines = [
+            json.loads(line) for line in untraced.session.log_path.read_text().splitlines() if request_id in line
+        ]
+        assert session_lines and all(
+            line["trace_id"] == "1-5759e988-bd862e3fe1be46a994272793" for line in session_lines
+        )
+        quiet_since = time.monotonic()
 
-    # The processes had an endpoint but OTEL_TRACES_EXPORTER=none: the receiver never hears a span.
-    await asyncio.sleep(1.0)  # twenty export intervals of OTEL_BSP_SCHEDULE_DELAY=50 ms
-    assert receiver.spans() == []
+        # Positive control: the same settings (endpoint, batching) with an exporter do reach this
+        # receiver, so the silence below is tracing being off, not a broken way to the receiver.
+        control = await asyncio.to_thread(
+            untraced.extra_gateway,
+            LEDGER_URL=ledger_url,
+            OTEL_TRACES_EXPORTER="otlp",
+            OTEL_RESOURCE_ATTRIBUTES="test.role=control",
+        )
+        root = f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+        traced = {"X-Amzn-Trace-Id": f"Root={root};Parent={secrets.token_hex(8)};Sampled=1"}
+        controlled = await api.call("GET", "/v1/accounts", token=tenant.token, headers=traced, base_url=control.url)
+        assert controlled.status == 200, controlled
+    await asyncio.to_thread(
+        receiver.wait_for, lambda spans: any(s.kind == "SERVER" for s in spans), trace_id=root[2:].replace("-", "")
+    )
+    # The processes had an endpoint but OTEL_TRACES_EXPORTER=none: at least twenty export intervals
+    # of OTEL_BSP_SCHEDULE_DELAY=50 ms later, the receiver has heard only the control.
+    await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - quiet_since)))
+    assert [s for s in receiver.spans() if s.resource.get("test.role") != "control"] == []
 
 
 def test_without_an_exporter_no_library_is_patched_and_no_tracer_is_installed() -> None:
@@ -90,6 +116,7 @@ print("ok")
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env["PYTHONPATH"] = str(ROOT)
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
