@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from tests.stacks.conftest import Json, all_resources, props, references, resources, service_task_definitions, walk
+from tests.stacks.conftest import Json, all_resources, props, resources, service_task_definitions, walk
 
 
 def test_every_kms_key_rotates_is_retained_and_has_no_unconditioned_star_principal(
@@ -126,6 +126,13 @@ def test_iam_policies_are_built_with_a_version_and_statements(templates: dict[st
     # awacs renders every document with Version 2012-10-17; a hand-written dict would be the odd one out.
     for name, role in all_resources(templates, "AWS::IAM::Role").items():
         assert props(role)["AssumeRolePolicyDocument"]["Version"] == "2012-10-17", name
-        assert references(role) is not None
+        documents = [
+            props(role)["AssumeRolePolicyDocument"],
+            *(p["PolicyDocument"] for p in props(role).get("Policies", [])),
+        ]
+        assert all(
+            d["Statement"] and all(s["Effect"] in {"Allow", "Deny"} and s["Action"] for s in d["Statement"])
+            for d in documents
+        ), name
         for policy in props(role).get("Policies", []):
             assert policy["PolicyDocument"]["Version"] == "2012-10-17", name
