@@ -44,7 +44,7 @@ def sizing_rows(platform: PlatformConfig) -> dict[str, dict[str, object]]:
         row: dict[str, object] = {}
         for f in fields(EnvironmentConfig):
             value = getattr(env, f.name)
-            if f.name == "name":
+            if f.name == "name" or not f.metadata.get("mapping", True):
                 continue
             if isinstance(value, ServiceSizing):
                 for sf in fields(ServiceSizing):

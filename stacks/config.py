@@ -16,6 +16,13 @@ from dataclasses import dataclass, field
 
 from shared.metrics import NAMESPACE
 
+INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "kms", "sts", "xray")
+"""Every interface VPC endpoint the network tier can create (infrastructure.md's list)."""
+
+NETWORK_SHAPE = {"mapping": False}
+"""Field metadata: shapes the network tier's resources (through CloudFormation conditions on
+``EnvironmentName``), so it is not a row of the ``EnvironmentSizing`` mapping."""
+
 VERIFIER_FIRST_REPORT_MINUTES = 6
 """Minutes until a freshly started ledger task first reports ``VerifierDiscrepancies``: it sleeps
 ``VERIFIER_INTERVAL_SECONDS`` (default 300 s) before its first run, then the metrics flush every 60 s."""
@@ -131,7 +138,28 @@ class EnvironmentConfig:
     session: ServiceSizing
     """Sizing of the internal session service."""
 
+    nat_gateways: int = field(default=2, metadata=NETWORK_SHAPE)
+    """NAT gateways for the private-app subnets: 2, one per AZ, each AZ's route table to its own
+    (infrastructure.md; the default of every environment), or 1, in the first AZ, for both route
+    tables. One saves a NAT gateway's hourly charge, but the second AZ's tasks then reach the
+    internet across AZs and lose it with the first AZ (docs/ha_backup.md). For dev only."""
+
+    interface_endpoints: tuple[str, ...] = field(default=INTERFACE_ENDPOINTS, metadata=NETWORK_SHAPE)
+    """Interface VPC endpoints created (a subset of :data:`INTERFACE_ENDPOINTS`; default all). AWS
+    API calls to a service without one go out through the NAT gateway instead: they still work,
+    over TLS, but pay NAT data processing and leave the VPC. For dev only."""
+
     def __post_init__(self) -> None:
+        if self.nat_gateways not in (1, 2):
+            raise ValueError(f"{self.name}: nat_gateways must be 1 or 2 (one per AZ)")
+        unknown = set(self.interface_endpoints) - set(INTERFACE_ENDPOINTS)
+        if unknown or len(set(self.interface_endpoints)) != len(self.interface_endpoints):
+            raise ValueError(f"{self.name}: interface_endpoints must be distinct names of {INTERFACE_ENDPOINTS}")
+        if self.name == "prod" and (
+            self.nat_gateways != 2 or set(self.interface_endpoints) != set(INTERFACE_ENDPOINTS)
+        ):
+            # Production keeps infrastructure.md's network: an AZ loss must not take egress away.
+            raise ValueError("prod keeps one NAT gateway per AZ and every interface endpoint")
         if not 0 < self.server_error_rate_percent <= 100:
             raise ValueError(f"{self.name}: server_error_rate_percent must be in (0, 100]")
         if self.server_error_min_requests_per_minute < 1 or self.ledger_latency_p99_ms < 1:

@@ -1,11 +1,17 @@
 """Network tier: VPC over two AZs, public / private-app / private-data subnets, one NAT gateway per
-AZ, flow logs, gateway and interface endpoints."""
+AZ, flow logs, gateway and interface endpoints.
+
+Invariant: an environment keeps infrastructure.md's network (a NAT gateway per AZ, each app route
+table to its own, every interface endpoint) unless its config opts out (``nat_gateways=1``, fewer
+``interface_endpoints``; dev only). Only then does the template carry CloudFormation conditions on
+``EnvironmentName``; with no environment opting out it is exactly the contract's shape.
+"""
 
 from __future__ import annotations
 
 from awacs import aws as iam
 from awacs.aws import Allow, PolicyDocument, Statement
-from troposphere import GetAtt, GetAZs, Ref, Select, Sub, Template, ec2
+from troposphere import Equals, GetAtt, GetAZs, If, Or, Ref, Select, Sub, Template, ec2
 from troposphere import iam as iam_res
 
 from stacks.common import (
@@ -17,12 +23,49 @@ from stacks.common import (
     role_trust,
     tags,
 )
-from stacks.config import PlatformConfig
+from stacks.config import INTERFACE_ENDPOINTS, PlatformConfig
 from stacks.naming import NetworkExports, add_export
 
 AZ_SUFFIXES = ("A", "B")
-INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "kms", "sts", "xray")
 GATEWAY_ENDPOINTS = ("s3", "dynamodb")
+NAT_PER_AZ = "NatGatewayPerAz"
+"""Condition (only where some environment runs one NAT gateway): this environment has one per AZ."""
+
+
+def _environment_in(names: list[str]) -> object:
+    equals = [Equals(Ref(ENV_PARAM), name) for name in names]
+    return equals[0] if len(equals) == 1 else Or(*equals)
+
+
+def second_nat_gateway(template: Template, platform: PlatformConfig) -> tuple[bool, str | None]:
+    """Whether the template has the second AZ's NAT gateway, and the condition it is created
+    under (added to ``template``): None when every environment has a NAT gateway per AZ."""
+    per_az = [env.name for env in platform.environments if env.nat_gateways == 2]
+    if len(per_az) == len(platform.environments):
+        return True, None
+    if not per_az:
+        return False, None
+    template.add_condition(NAT_PER_AZ, _environment_in(per_az))
+    return True, NAT_PER_AZ
+
+
+def endpoint_title(service: str) -> str:
+    return "".join(part.capitalize() for part in service.split(".")) + "Endpoint"
+
+
+def _endpoint_conditions(template: Template, platform: PlatformConfig) -> dict[str, str | None]:
+    """Per interface endpoint: None (every environment has it), a condition name (some have it),
+    or absent from the result (no environment has it, so it is not in the template)."""
+    wanted: dict[str, str | None] = {}
+    for service in INTERFACE_ENDPOINTS:
+        having = [env.name for env in platform.environments if service in env.interface_endpoints]
+        if len(having) == len(platform.environments):
+            wanted[service] = None
+        elif having:
+            name = f"{endpoint_title(service)}Wanted"
+            template.add_condition(name, _environment_in(having))
+            wanted[service] = name
+    return wanted
 
 
 def _subnet(
@@ -126,6 +169,8 @@ def build(platform: PlatformConfig) -> Template:
     app_rts: list[ec2.RouteTable] = []
     data_rts: list[ec2.RouteTable] = []
     app_subnets: list[ec2.Subnet] = []
+    nats: list[ec2.NatGateway] = []
+    has_second, per_az = second_nat_gateway(t, platform)
     for az, sfx in enumerate(AZ_SUFFIXES):
         public = _subnet(t, platform, f"PublicSubnet{sfx}", vpc, platform.public_subnet_cidrs[az], az, "public")
         app = _subnet(t, platform, f"AppSubnet{sfx}", vpc, platform.app_subnet_cidrs[az], az, "app")
@@ -136,15 +181,24 @@ def build(platform: PlatformConfig) -> Template:
                 f"PublicSubnet{sfx}RouteTableAssociation", SubnetId=Ref(public), RouteTableId=Ref(public_rt)
             )
         )
-        eip = t.add_resource(ec2.EIP(f"NatEip{sfx}", Domain="vpc", DependsOn=attach.title, Tags=tags(platform)))
-        nat = t.add_resource(
-            ec2.NatGateway(
-                f"NatGateway{sfx}",
-                AllocationId=GetAtt(eip, "AllocationId"),
-                SubnetId=Ref(public),
-                Tags=tags(platform, Name=Sub(f"${{{ENV_PARAM}}}-nat-{sfx.lower()}")),
-            )
+        eip = ec2.EIP(f"NatEip{sfx}", Domain="vpc", DependsOn=attach.title, Tags=tags(platform))
+        nat = ec2.NatGateway(
+            f"NatGateway{sfx}",
+            AllocationId=GetAtt(eip, "AllocationId"),
+            SubnetId=Ref(public),
+            Tags=tags(platform, Name=Sub(f"${{{ENV_PARAM}}}-nat-{sfx.lower()}")),
         )
+        # The first AZ's NAT gateway always exists; the second only where the environment has
+        # one per AZ, else the second AZ's route table uses the first's (a dev opt-in).
+        nat_id: object = Ref(nat)
+        if az == 0 or has_second:
+            if az > 0 and per_az is not None:
+                eip.Condition = nat.Condition = per_az
+                nat_id = If(per_az, Ref(nat), Ref(nats[0]))
+            t.add_resource(eip)
+            nats.append(t.add_resource(nat))
+        else:
+            nat_id = Ref(nats[0])
         app_rt = t.add_resource(
             ec2.RouteTable(f"AppRouteTable{sfx}", VpcId=Ref(vpc), Tags=tags(platform, Name=f"app-{sfx}"))
         )
@@ -153,7 +207,7 @@ def build(platform: PlatformConfig) -> Template:
                 f"AppDefaultRoute{sfx}",
                 RouteTableId=Ref(app_rt),
                 DestinationCidrBlock="0.0.0.0/0",
-                NatGatewayId=Ref(nat),
+                NatGatewayId=nat_id,
             )
         )
         t.add_resource(
@@ -174,7 +228,7 @@ def build(platform: PlatformConfig) -> Template:
         add_export(t, NetworkExports.PUBLIC_SUBNETS[az], Ref(public))
         add_export(t, NetworkExports.APP_SUBNETS[az], Ref(app))
         add_export(t, NetworkExports.DATA_SUBNETS[az], Ref(data))
-        add_export(t, NetworkExports.NAT_GATEWAYS[az], Ref(nat))
+        add_export(t, NetworkExports.NAT_GATEWAYS[az], nat_id)
 
     _flow_logs(t, platform, vpc)
 
@@ -214,19 +268,19 @@ def build(platform: PlatformConfig) -> Template:
             Tags=tags(platform),
         )
     )
-    for service in INTERFACE_ENDPOINTS:
-        title = "".join(part.capitalize() for part in service.split(".")) + "Endpoint"
-        t.add_resource(
-            ec2.VPCEndpoint(
-                title,
-                VpcId=Ref(vpc),
-                VpcEndpointType="Interface",
-                ServiceName=Sub(f"com.amazonaws.${{AWS::Region}}.{service}"),
-                PrivateDnsEnabled=True,
-                SubnetIds=[Ref(s) for s in app_subnets],
-                SecurityGroupIds=[Ref(endpoint_sg)],
-            )
+    for service, condition in _endpoint_conditions(t, platform).items():
+        endpoint = ec2.VPCEndpoint(
+            endpoint_title(service),
+            VpcId=Ref(vpc),
+            VpcEndpointType="Interface",
+            ServiceName=Sub(f"com.amazonaws.${{AWS::Region}}.{service}"),
+            PrivateDnsEnabled=True,
+            SubnetIds=[Ref(s) for s in app_subnets],
+            SecurityGroupIds=[Ref(endpoint_sg)],
         )
+        if condition is not None:
+            endpoint.Condition = condition
+        t.add_resource(endpoint)
 
     add_export(t, NetworkExports.VPC_ID, Ref(vpc))
     return t

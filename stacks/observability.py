@@ -21,6 +21,7 @@ from stacks.common import new_template, same_account, tags
 from stacks.config import PlatformConfig
 from stacks.dashboard import dashboard_body
 from stacks.naming import ComputeExports, DataExports, NetworkExports, SecurityExports, import_value
+from stacks.network import second_nat_gateway
 from stacks.ops_alarms import add_ops_alarms, redis_node_ids
 from stacks.security import TABLES
 from stacks.slo import add_slo_alarms
@@ -42,7 +43,7 @@ def _alarm(
     period: int = 60,
     missing: str = "notBreaching",
     metrics: list[cloudwatch.MetricDataQuery] | None = None,
-) -> None:
+) -> cloudwatch.Alarm:
     props: dict[str, object] = dict(
         AlarmDescription=description,
         AlarmActions=[Ref(topic)],
@@ -66,7 +67,8 @@ def _alarm(
             props["ExtendedStatistic"] = statistic
         else:
             props["Statistic"] = statistic
-    t.add_resource(cloudwatch.Alarm(title, **props))
+    alarm: cloudwatch.Alarm = t.add_resource(cloudwatch.Alarm(title, **props))
+    return alarm
 
 
 def _query(
@@ -210,8 +212,11 @@ def _alarms(t: Template, platform: PlatformConfig, topic: sns.Topic) -> None:
         periods=2,
         metrics=throttles,
     )
+    has_second, per_az = second_nat_gateway(t, platform)
     for i, ref in enumerate(NetworkExports.NAT_GATEWAYS):
-        _alarm(
+        if i > 0 and not has_second:
+            continue  # every environment runs one NAT gateway: the B export names the A one
+        alarm = _alarm(
             t,
             topic,
             f"NatPortAllocationErrors{'AB'[i]}Alarm",
@@ -222,6 +227,8 @@ def _alarms(t: Template, platform: PlatformConfig, topic: sns.Topic) -> None:
             threshold=0,
             periods=1,
         )
+        if i > 0 and per_az is not None:
+            alarm.Condition = per_az  # where dev runs one NAT gateway, B would watch A twice
 
 
 def build(platform: PlatformConfig, app_metrics: Sequence[str] = ()) -> Template:
@@ -279,7 +286,12 @@ def build(platform: PlatformConfig, app_metrics: Sequence[str] = ()) -> Template
     add_app_alarms(t, topic)
     add_ops_alarms(t, platform, topic)
     slo_alarms = add_slo_alarms(t, topic)
-    alarms = [name for name, res in t.resources.items() if isinstance(res, cloudwatch.Alarm)]
+    # The dashboard lists every alarm the environment has for sure (a conditional one may not exist).
+    alarms = [
+        name
+        for name, res in t.resources.items()
+        if isinstance(res, cloudwatch.Alarm) and getattr(res, "Condition", None) is None
+    ]
     variables: dict[str, object] = {
         "Alb": import_value(t, ComputeExports.ALB_FULL_NAME),
         "TargetGroup": import_value(t, ComputeExports.TARGET_GROUP_FULL_NAME),
