@@ -8,7 +8,8 @@ a Secrets Manager secret, on the platform's moto server) and do their normal wor
 transfers with an Idempotency-Key (replay and reuse), rate limits, refused tokens, logout and API-key
 revocation. The services fail open on some Redis errors, so a refused command could hide behind a
 success: Redis' ``ACL LOG`` must therefore stay empty through all of it. Afterwards each user is
-refused what it must not do.
+refused what it must not do. A second test rotates a user's password, as the rotation Lambda does,
+under load.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import shutil
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -26,9 +30,12 @@ from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
 from services.session.service import SessionService
+from shared.credentials import SecretTokens
+from shared.redis_client import RedisUserCredentials
 from stacks.redis_acl import DISABLED_DEFAULT_ACCESS, USERS
 from tests.support.api import Api, Tenant
-from tests.support.platform import Platform, quick_tenant, session_domain
+from tests.support.platform import Helper, Platform, quick_tenant, session_domain
+from tests.support.processes import free_port
 
 AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 ADMIN = "acl-test-admin"
@@ -183,3 +190,95 @@ async def test_services_work_as_their_own_redis_users_and_nothing_more(database_
         if admin is not None:
             await admin.aclose()
         platform.stop()
+
+
+async def test_rotating_a_users_password_under_load_refuses_nothing(
+    redis_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rotation Lambda's steps on a Redis user (both passwords, then the secret moves on, then the
+    next rotation drops the oldest), with clients authenticating as that user through
+    ``RedisUserCredentials``, the provider ``open_redis`` gives a service with ``REDIS_USERNAME``."""
+    for name, value in AWS.items():
+        monkeypatch.setenv(name, value)
+    old, new, admin_password = (secrets.token_urlsafe(32) for _ in range(3))
+    moto_port, redis_port = free_port(), free_port()
+    moto = Helper("moto", moto_port, [str(Path(sys.executable).parent / "moto_server"), "-p", str(moto_port)])
+    server = Helper(
+        "redis",
+        redis_port,
+        [
+            shutil.which("redis-server") or "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(redis_port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+    )
+    errors: list[BaseException] = []
+    now = [1000.0]
+    try:
+        moto.start()
+        server.start()
+        endpoint = f"http://127.0.0.1:{moto_port}"
+        client = boto3.client("secretsmanager", region_name="eu-west-1", endpoint_url=endpoint)
+        client.create_secret(Name=_secret_name("gateway"), SecretString=json.dumps({"token": old}))
+        admin = await _setup_users(redis_port, redis_prefix, {"gateway": old, "session": old}, admin_password)
+        source = SecretTokens.from_aws(
+            _secret_name("gateway"),
+            "token",
+            "eu-west-1",
+            endpoint,
+            max_age_seconds=5,
+            retry_seconds=1,
+            clock=lambda: now[0],
+        )
+        app = Redis(
+            host="127.0.0.1",
+            port=redis_port,
+            credential_provider=RedisUserCredentials("gateway", source),
+            max_connections=8,
+        )
+        done = asyncio.Event()
+
+        async def load(worker: int) -> None:
+            n = 0
+            while not done.is_set():
+                try:  # a rate-limit key: the gateway's own family
+                    await app.set(f"{redis_prefix}rl:{{t{worker}}}", n, px=60_000)
+                    n += 1
+                except Exception as exc:  # any failure is what this test exists to catch
+                    errors.append(exc)
+                await asyncio.sleep(0)
+
+        workers = [asyncio.create_task(load(i)) for i in range(6)]
+        try:
+            await asyncio.sleep(0.2)
+            # setSecret: the user gets both passwords; finishSecret: the secret's current is the new one.
+            await admin.execute_command("ACL", "SETUSER", "gateway", f">{new}")
+            client.put_secret_value(SecretId=_secret_name("gateway"), SecretString=json.dumps({"token": new}))
+            now[0] += 6
+            await app.connection_pool.disconnect()  # new connections from here on
+            await asyncio.sleep(0.2)
+            assert (await source.tokens()).current == new
+            # The next rotation's setSecret keeps only the then-current password and its successor.
+            await admin.execute_command("ACL", "SETUSER", "gateway", f"<{old}")
+            await app.connection_pool.disconnect()
+            await asyncio.sleep(0.2)
+        finally:
+            done.set()
+            await asyncio.gather(*workers)
+        assert errors == []
+        assert await _acl_log(admin) == []  # not one failed AUTH
+        with pytest.raises(AuthenticationError):
+            await Redis(host="127.0.0.1", port=redis_port, username="gateway", password=old).ping()
+        await app.aclose()
+        await admin.aclose()
+    finally:
+        server.stop()
+        moto.stop()
