@@ -31,7 +31,8 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 
 from services.session.service import SessionService
 from shared.credentials import SecretTokens
-from shared.redis_client import RedisUserCredentials
+from shared.redis_client import RedisUserCredentials, open_redis
+from shared.settings import Settings
 from stacks.redis_acl import DISABLED_DEFAULT_ACCESS, USERS
 from tests.support.api import Api, Tenant
 from tests.support.platform import Helper, Platform, quick_tenant, session_domain
@@ -277,6 +278,23 @@ async def test_rotating_a_users_password_under_load_refuses_nothing(
         assert await _acl_log(admin) == []  # not one failed AUTH
         with pytest.raises(AuthenticationError):
             await Redis(host="127.0.0.1", port=redis_port, username="gateway", password=old).ping()
+        # The services' one factory: as REDIS_USERNAME with the secret's password (AWS), and with the
+        # URL's password (local); either way the connection is the gateway user's.
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint)
+        plain = f"redis://127.0.0.1:{redis_port}/0"
+        for settings in (
+            Settings(
+                redis_url=plain,
+                redis_username="gateway",
+                redis_auth_secret_arn=_secret_name("gateway"),
+                aws_region="eu-west-1",
+            ),
+            Settings(redis_url=f"redis://:{new}@127.0.0.1:{redis_port}/0", redis_username="gateway"),
+        ):
+            opened = open_redis(settings)
+            # default is off, and no other user may write rl:, so this is the gateway user's work.
+            await opened.set(f"{redis_prefix}rl:{{factory}}", 1, px=60_000)
+            await opened.aclose()
         await app.aclose()
         await admin.aclose()
     finally:
