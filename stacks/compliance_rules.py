@@ -33,6 +33,8 @@ MANAGED_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("DYNAMODB_PITR_ENABLED", ("AWS::DynamoDB::Table",)),
     ("ELASTICACHE_REPL_GRP_ENCRYPTED_AT_REST", ()),
     ("ELASTICACHE_REPL_GRP_ENCRYPTED_IN_TRANSIT", ()),
+    # Redis authenticates RBAC users, never a shared AUTH token (ADR 0110).
+    ("ELASTICACHE_RBAC_AUTH_ENABLED", ()),
     ("S3_BUCKET_PUBLIC_READ_PROHIBITED", ("AWS::S3::Bucket",)),
     ("S3_BUCKET_SSL_REQUESTS_ONLY", ("AWS::S3::Bucket",)),
     ("SECRETSMANAGER_ROTATION_ENABLED_CHECK", ("AWS::SecretsManager::Secret",)),

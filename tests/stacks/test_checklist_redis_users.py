@@ -4,6 +4,7 @@ real Redis), its own password secret, and a rotation that keeps the previous pas
 
 from __future__ import annotations
 
+from stacks.compliance_rules import MANAGED_RULES
 from stacks.redis_acl import DISABLED_DEFAULT_ACCESS, KEY_PREFIX, USERS
 from stacks.rotation import ROTATION_CODE
 from tests.stacks.conftest import Json, props, resources
@@ -96,3 +97,9 @@ def test_each_password_rotates_keeping_the_previous_one_valid(templates: dict[st
     # pending one current: tasks that have not re-read their secret yet keep connecting.
     assert '"Passwords": [current["token"], pending["token"]]' in ROTATION_CODE
     assert ROTATION_CODE.index("setSecret") < ROTATION_CODE.index("finishSecret")
+
+
+def test_aws_config_keeps_watching_that_redis_uses_rbac(templates: dict[str, Json]) -> None:
+    assert ("ELASTICACHE_RBAC_AUTH_ENABLED", ()) in MANAGED_RULES
+    rules = resources(templates["compliance"], "AWS::Config::ConfigRule").values()
+    assert "ELASTICACHE_RBAC_AUTH_ENABLED" in {props(r)["Source"]["SourceIdentifier"] for r in rules}
