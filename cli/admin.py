@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 from botocore.exceptions import BotoCoreError
 
+from services.session.app import session_service
 from services.session.cache import CacheUnavailable, SessionCache
 from services.session.service import SessionService, UnknownKey, UnknownTenant
 from services.session.store import SessionStore, StoreUnavailable
@@ -47,7 +48,7 @@ async def _with_service(settings: Settings, action: Callable[[SessionService], A
         if settings.dynamodb_endpoint_url:
             await store.bootstrap()
         cache = SessionCache(redis, settings.redis_key_prefix, settings.session_cache_ttl_seconds)
-        service = SessionService(store, cache, settings.session_ttl_seconds, settings.session_cache_ttl_seconds + 60)
+        service = session_service(settings, store, cache)  # no cap on live sessions: it opens none
         return await action(service)
     except (StoreUnavailable, BotoCoreError) as exc:
         where = settings.dynamodb_endpoint_url or "the regional AWS endpoint"

@@ -34,6 +34,26 @@ from shared.web import (
 
 log = logging.getLogger(__name__)
 
+TOMBSTONE_MARGIN_SECONDS = 60
+"""How much longer a revocation tombstone stays in Redis than a cache entry may live
+(``SESSION_CACHE_TTL_SECONDS``). A fill racing the revocation (its DynamoDB read before the
+revocation, its ``SET NX`` after the tombstone) still finds the tombstone and is refused; once the
+tombstone expires, DynamoDB already says revoked to every later fill (ADR 0021)."""
+
+
+def session_service(
+    settings: Settings, store: SessionStore, cache: SessionCache, *, max_live_per_key: int | None = None
+) -> SessionService:
+    """The session domain wired from ``settings``: the service, ``./scripts/admin`` and the tests'
+    in-process domain all build it here, so they cannot disagree on its lifetimes."""
+    return SessionService(
+        store,
+        cache,
+        settings.session_ttl_seconds,
+        settings.session_cache_ttl_seconds + TOMBSTONE_MARGIN_SECONDS,
+        max_live_per_key=max_live_per_key,
+    )
+
 
 class Components:
     """What the process opens at startup and closes at shutdown."""
@@ -43,13 +63,7 @@ class Components:
         self.redis = open_redis(settings)
         self.store = SessionStore(settings)
         cache = SessionCache(self.redis, settings.redis_key_prefix, settings.session_cache_ttl_seconds)
-        self.service = SessionService(
-            self.store,
-            cache,
-            settings.session_ttl_seconds,
-            settings.session_cache_ttl_seconds + 60,
-            max_live_per_key=settings.sessions_max_live_per_key,
-        )
+        self.service = session_service(settings, self.store, cache, max_live_per_key=settings.sessions_max_live_per_key)
         self.bootstrapped = asyncio.Event()
         self._bootstrap_task: asyncio.Task[None] | None = None
 

@@ -32,6 +32,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
+from services.session.app import session_service
 from services.session.cache import SessionCache
 from services.session.service import SessionService
 from services.session.store import SessionStore
@@ -286,7 +287,7 @@ async def session_domain(platform: Platform) -> AsyncIterator[SessionService]:
     await store.start()
     try:
         cache = SessionCache(redis, settings.redis_key_prefix, settings.session_cache_ttl_seconds)
-        yield SessionService(store, cache, settings.session_ttl_seconds, settings.session_cache_ttl_seconds + 60)
+        yield session_service(settings, store, cache)
     finally:
         await store.close()
         await redis.aclose()
