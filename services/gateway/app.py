@@ -1,7 +1,8 @@
 """The gateway's Litestar app: public routes, health, and the lifespan of its clients.
 
 Startup opens one Redis client and one persistent HTTP client per upstream (ledger, session
-service); shutdown closes them after in-flight requests finished (graceful shutdown of the server).
+service; the long-poll routes call the ledger over the same pool with a timeout that covers their
+wait); shutdown closes them after in-flight requests finished (graceful shutdown of the server).
 Ready means Redis answers and both upstream processes answer their liveness probe.
 """
 
@@ -23,7 +24,7 @@ from services.gateway.openapi import build_document
 from services.gateway.proxy import Pipeline
 from services.gateway.ratelimit import RateLimit
 from services.gateway.refusals import RefusalLimiter
-from services.gateway.routes import public_routes
+from services.gateway.routes import LONG_POLL_SECONDS, public_routes
 from services.gateway.upstream import Ledger
 from shared.http import HttpPool, ServiceClient
 from shared.metrics import Emitter
@@ -74,6 +75,15 @@ class Components:
             Ledger(self.ledger, coalescer),
             RefusalLimiter(self.redis, settings),
             settings.trusted_proxy_hops,
+            long_poll={
+                path: Ledger(
+                    ServiceClient(
+                        "ledger", settings.ledger_base_url(), settings.internal_token, timeout + wait, self.http
+                    ),
+                    None,
+                )
+                for path, wait in LONG_POLL_SECONDS.items()
+            },
         )
 
     async def start(self) -> None:

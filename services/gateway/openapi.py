@@ -23,7 +23,10 @@ from __future__ import annotations
 from typing import Any
 
 from services.gateway import openapi_examples as examples
+from services.gateway import openapi_examples_part2 as examples2
+from services.gateway.openapi_feed_schemas import EVENTS_MAX_WAIT_SECONDS, feed_schemas
 from services.gateway.openapi_operations import ERROR_RESPONSES, OPERATIONS, TAGS, Operation
+from services.gateway.openapi_operations_part2 import AWAITING_LEDGER, AWAITING_PARAMS, OPERATIONS_PART2, TAGS_PART2
 from services.gateway.openapi_schemas import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, PUBLIC_CODES, component_schemas, ref
 from shared.web import MAX_BODY_BYTES
 
@@ -38,9 +41,48 @@ def _parameters() -> dict[str, Any]:
             "schema": {"type": "string", "format": "uuid"},
         }
 
+    def query(name: str, description: str, schema: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        return {"name": name, "in": "query", "description": description, "schema": schema, **extra}
+
+    timestamp = {"type": "string", "format": "date-time"}
     parameters = {
         "account_id": path("account_id", "account"),
         "transfer_id": path("transfer_id", "transfer"),
+        "transaction_id": path("transaction_id", "transaction"),
+        "endpoint_id": path("endpoint_id", "webhook endpoint"),
+        "account_id_filter": query(
+            "account_id", "Only those touching this account.", {"type": "string", "format": "uuid"}
+        ),
+        "transfer_status": query("status", "Only those with this status.", ref("TransferStatus")),
+        "account_status": query("status", "Only accounts with this status.", ref("AccountStatus")),
+        "created_from": query("created_from", "Only those created at or after this instant.", dict(timestamp)),
+        "created_to": query("created_to", "Only those created before this instant.", dict(timestamp)),
+        "metadata": query(
+            "metadata",
+            "Only those whose metadata has every given key with the given value: `metadata[KEY]=VALUE`.",
+            ref("MetadataFilter"),
+            style="deepObject",
+            explode=True,
+        ),
+        "order": query(
+            "order",
+            "`asc` (the default: the order the ledger applied them) or `desc`.",
+            {**ref("ListOrder"), "default": "asc"},
+        ),
+        "entries_from": query("from", "Only entries at or after this instant.", dict(timestamp)),
+        "entries_to": query("to", "Only entries before this instant.", dict(timestamp)),
+        "statement_from": query("from", "Start of the period (inclusive).", dict(timestamp), required=True),
+        "statement_to": query("to", "End of the period (exclusive).", dict(timestamp), required=True),
+        "after": query(
+            "after",
+            "Only events with a greater `seq` (0, the default: from the first).",
+            {"type": "integer", "format": "int64", "minimum": 0, "default": 0},
+        ),
+        "wait": query(
+            "wait",
+            f"Seconds to wait for an event when there is none yet (0 to {EVENTS_MAX_WAIT_SECONDS}).",
+            {"type": "integer", "minimum": 0, "maximum": EVENTS_MAX_WAIT_SECONDS, "default": 0},
+        ),
         "currency": {
             "name": "currency",
             "in": "query",
@@ -77,7 +119,7 @@ def _parameters() -> dict[str, Any]:
             "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
         },
     }
-    for name, value in examples.PARAMETERS.items():
+    for name, value in {**examples.PARAMETERS, **examples2.PARAMETERS}.items():
         parameters[name]["example"] = value
     for parameter in parameters.values():
         # Generators document an argument from its schema's description, not the parameter's.
@@ -126,6 +168,19 @@ def _error_response(status: int) -> dict[str, Any]:
     }
 
 
+def _merged(*sources: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Named examples per schema, from the walkthrough's first part and then its second."""
+    merged: dict[str, dict[str, Any]] = {}
+    for source in sources:
+        for schema, named in source.items():
+            merged[schema] = {**merged.get(schema, {}), **named}
+    return merged
+
+
+_REQUESTS = _merged(examples.REQUESTS, examples2.REQUESTS)
+_RESPONSES = _merged(examples.RESPONSES, examples2.RESPONSES)
+
+
 def _media(schema: str, named: dict[str, dict[str, Any]]) -> dict[str, Any]:
     media: dict[str, Any] = {"schema": ref(schema)}
     if schema in named:
@@ -133,7 +188,7 @@ def _media(schema: str, named: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return media
 
 
-def _operation(op: Operation) -> dict[str, Any]:
+def _operation(op: Operation, awaiting: bool) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     for status, (description, schema) in sorted(op.ok.items()):
         # Every success is counted against a limit (the tenant's, or the login limits) and says so.
@@ -143,7 +198,7 @@ def _operation(op: Operation) -> dict[str, Any]:
             headers["Idempotent-Replayed"] = {"$ref": "#/components/headers/Idempotent-Replayed"}
         entry: dict[str, Any] = {"description": description, "headers": headers}
         if schema is not None:
-            entry["content"] = {"application/json": _media(schema, examples.RESPONSES)}
+            entry["content"] = {"application/json": _media(schema, _RESPONSES)}
         responses[str(status)] = entry
     for status, codes in sorted(op.errors.items()):
         name, _ = ERROR_RESPONSES[status]
@@ -154,13 +209,14 @@ def _operation(op: Operation) -> dict[str, Any]:
     operation: dict[str, Any] = {"operationId": op.operation_id, "tags": [op.tag], "summary": op.summary}
     if op.description:
         operation["description"] = op.description
-    params = [*op.params, *(["Idempotency-Key"] if op.idempotent else [])]
+    left_out = frozenset() if awaiting else AWAITING_PARAMS.get(op.operation_id, frozenset())
+    params = [*(p for p in op.params if p not in left_out), *(["Idempotency-Key"] if op.idempotent else [])]
     if params:
         operation["parameters"] = [{"$ref": f"#/components/parameters/{name}"} for name in params]
     if op.body is not None:
         operation["requestBody"] = {
             "required": op.body_required,
-            "content": {"application/json": _media(op.body, examples.REQUESTS)},
+            "content": {"application/json": _media(op.body, _REQUESTS)},
         }
     operation["responses"] = responses
     operation["x-problem-codes"] = {
@@ -171,7 +227,7 @@ def _operation(op: Operation) -> dict[str, Any]:
     return operation
 
 
-_DESCRIPTION = f"""Double-entry accounts and transfers for fintech teams.
+_DESCRIPTION = f"""Double-entry accounts, transfers and multi-leg transactions for fintech teams.
 
 - JSON bodies (`Content-Type: application/json`, at most {MAX_BODY_BYTES} bytes); unknown fields are refused.
 - Amounts are integers in minor units (10000 = $100.00), 1 to 2^63-1; no float ever holds money.
@@ -181,25 +237,31 @@ _DESCRIPTION = f"""Double-entry accounts and transfers for fintech teams.
 - Every error is `application/problem+json` (`Problem`) with a stable `code` (`ErrorCode`); clients branch
   on `code`, never on `detail`. Any path or method not listed here answers 404 `not_found`.
 - Log in with `createSession` and send `Authorization: Bearer <token>` on every other call. Any
-  authenticated POST may carry `Idempotency-Key`.
+  authenticated POST or PATCH may carry `Idempotency-Key`.
 - Every response carries `X-Request-Id`; every authenticated one, and every login, `RateLimit-Limit`,
   `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503 carry `Retry-After`, 401 `WWW-Authenticate`.
 """
 
 
-def build_document() -> dict[str, Any]:
+def build_document(*, awaiting: bool = False) -> dict[str, Any]:
+    """The served document; ``awaiting=True`` adds the operations routed but not yet served by the
+    ledger (``openapi_operations_part2.AWAITING_LEDGER``, ``AWAITING_PARAMS``), for the tests that check
+    them ahead."""
     paths: dict[str, Any] = {}
-    for op in OPERATIONS:
-        paths.setdefault(op.path, {})[op.method] = _operation(op)
+    tags: set[str] = set()
+    for op in [*OPERATIONS, *OPERATIONS_PART2]:
+        if awaiting or op.operation_id not in AWAITING_LEDGER:
+            paths.setdefault(op.path, {})[op.method] = _operation(op, awaiting)
+            tags.add(op.tag)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Ledger platform public API", "version": "1.0.0", "description": _DESCRIPTION},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "tags": TAGS,
+        "tags": [tag for tag in [*TAGS, *TAGS_PART2] if tag["name"] in tags],
         "paths": paths,
         "components": {
-            "schemas": component_schemas(),
+            "schemas": dict(sorted({**component_schemas(), **feed_schemas()}.items())),
             "responses": {name: _error_response(status) for status, (name, _) in ERROR_RESPONSES.items()},
             "parameters": _parameters(),
             "headers": _HEADERS,

@@ -47,7 +47,7 @@ def problem(code: ErrorCode, detail: str, **kwargs: Any) -> dict[str, Any]:
 
 
 def _account(
-    account_id: str, normal_balance: str, debits: int, credits: int, *, no_overdraft: bool = False
+    account_id: str, normal_balance: str, debits: int, credits: int, *, no_overdraft: bool = False, version: int = 1
 ) -> dict[str, Any]:
     posted = debits - credits if normal_balance == "debit" else credits - debits
     return {
@@ -62,6 +62,9 @@ def _account(
         "debits_pending": 0,
         "credits_pending": 0,
         "balances": {"posted": posted, "pending": posted, "available": posted},
+        "status": "open",
+        "overdraft_limit": 0,
+        "version": version,
     }
 
 
@@ -78,12 +81,14 @@ def _transfer(transfer_id: str, debit: str, credit: str, amount: int, at: str, *
         "metadata": {},
         "created_at": at,
         "updated_at": at,
+        "reverses": None,
+        "reversed_amount": 0,
         **changes,
     }
 
 
 BANK_ACCOUNT = _account(BANK, "debit", debits=10000, credits=0)
-ALICE_ACCOUNT = _account(ALICE, "credit", debits=2500, credits=10000, no_overdraft=True)
+ALICE_ACCOUNT = _account(ALICE, "credit", debits=2500, credits=10000, no_overdraft=True, version=2)
 BOB_ACCOUNT = _account(BOB, "credit", debits=0, credits=2500)
 FUNDING = _transfer(FUND_ALICE, BANK, ALICE, 10000, _FUNDED)
 PAYMENT = _transfer(PAY_BOB, ALICE, BOB, 2500, _PAID)

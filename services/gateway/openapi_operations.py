@@ -44,6 +44,8 @@ _WRITE = {
     422: [E.IDEMPOTENCY_KEY_REUSED],
 }
 _TRANSFER_RULES = [E.EXCEEDS_CREDITS, E.EXCEEDS_DEBITS, E.OVERFLOW]
+_ACCOUNT_RULES = [E.ACCOUNT_FROZEN, E.ACCOUNT_CLOSED, E.VERSION_MISMATCH]
+"""public-api-2.md section 10: what every new movement is also checked against."""
 
 
 def _with(base: dict[int, list[E]], extra: dict[int, list[E]]) -> dict[int, list[E]]:
@@ -75,8 +77,9 @@ class Operation:
 
     @property
     def idempotent(self) -> bool:
-        """Any authenticated POST may carry Idempotency-Key (public-api.md section 6)."""
-        return self.authenticated and self.method == "post"
+        """Any authenticated POST may carry Idempotency-Key (public-api.md section 6), and so may a PATCH
+        (a retry of one carrying ``expected_versions`` would otherwise be 422 ``version_mismatch``)."""
+        return self.authenticated and self.method in ("post", "patch")
 
 
 OPERATIONS = [
@@ -130,7 +133,7 @@ OPERATIONS = [
         "List the tenant's accounts, oldest first",
         {200: ("A page of accounts", "AccountPage")},
         _READ,
-        params=["currency", "limit", "cursor"],
+        params=["currency", "account_status", "metadata", "limit", "cursor"],
     ),
     Operation(
         "get",
@@ -174,14 +177,16 @@ OPERATIONS = [
             {
                 404: [E.ACCOUNT_NOT_FOUND],
                 409: [E.ID_CONFLICT],
-                422: [E.SAME_ACCOUNT, E.CURRENCY_MISMATCH, *_TRANSFER_RULES],
+                422: [E.SAME_ACCOUNT, E.CURRENCY_MISMATCH, *_TRANSFER_RULES, *_ACCOUNT_RULES],
             },
         ),
         body="TransferCreate",
         description="Rules are checked atomically with the write, in this order (the first that fails "
         "answers): validation, id replay or `id_conflict`, `same_account`, `account_not_found` (debit "
         "account first), `currency_mismatch`, `exceeds_credits`, `exceeds_debits`, `overflow`. A refused "
-        "transfer is not stored: retrying it evaluates it afresh.",
+        "transfer is not stored: retrying it evaluates it afresh. A frozen or closed account takes no new "
+        "transfer (`account_frozen`, `account_closed`); `expected_versions` makes it conditional "
+        "(`version_mismatch`).",
     ),
     Operation(
         "post",

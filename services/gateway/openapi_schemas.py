@@ -55,9 +55,12 @@ _DESCRIPTIONS = {
     "`detail`; `errors` lists the offending fields or batch items where that helps.",
     "ErrorItem": "One failing field (`field`) or batch item (`index`, from 0), with its own `code`.",
     "AccountCreate": "Body of `POST /v1/accounts`. With `id`, repeating the call is harmless: the same body "
-    "answers 200 with the account, another body 409 `id_conflict`.",
+    "answers 200 with the account, another body 409 `id_conflict`. `overdraft_limit` (default 0) lets the "
+    "side a flag limits go that far past the other.",
     "AccountFlags": "Limits the ledger enforces atomically with every transfer touching the account.",
-    "Account": "An account with its counters and derived balances (integer minor units).",
+    "Account": "An account with its counters and derived balances (integer minor units), its lifecycle "
+    "`status`, its `overdraft_limit` and its `version` (0 at creation, +1 with every change to its counters, "
+    "status, limit or metadata).",
     "Balances": "Derived from the counters. For a credit-normal account: `posted = credits_posted - "
     "debits_posted`, `pending = (credits_posted + credits_pending) - (debits_posted + debits_pending)`, "
     "`available = credits_posted - debits_posted - debits_pending`; a debit-normal account mirrors this.",
@@ -65,7 +68,9 @@ _DESCRIPTIONS = {
     "idempotent: the same request again answers 200 with the transfer as it is now, another request with the "
     "same `id` 409 `id_conflict`. `timeout_seconds` is only allowed with `pending: true`.",
     "Transfer": "A transfer. `posted_amount` is `amount` once posted in one phase, the posted part of a posted "
-    "two-phase transfer, and 0 otherwise; `expires_at` is null unless pending with a timeout.",
+    "two-phase transfer, and 0 otherwise; `expires_at` is null unless pending with a timeout. A reversal has "
+    "`reverses` set to the transfer it reverses; `reversed_amount` is how much of `posted_amount` reversals "
+    "have taken back so far.",
     "BatchCreate": f"Body of `POST /v1/transfers/batch`: 1 to {MAX_BATCH_ITEMS} transfers, evaluated in "
     "order as if sent one by one. `atomic: true` applies all or none.",
     "BatchData": "An atomic batch applied: every transfer, in request order.",
@@ -82,20 +87,44 @@ _DESCRIPTIONS = {
     "null when this is the last.",
     "TransferPage": "One page of transfers, in the order the ledger applied them. Pass `next_cursor` as "
     "`cursor` for the next page; null when this is the last.",
+    "TransactionCreate": f"Body of `POST /v1/transactions`: {ledger.MIN_ENTRIES} to {ledger.MAX_ENTRIES} "
+    "entries; for each currency the debits sum to the credits (else 422 `unbalanced`). All or nothing. `id` "
+    "is yours and makes the call idempotent (transaction ids are a namespace of their own).",
+    "Entry": "One leg of a transaction: `amount` moved on `account_id`, on its `direction` side, in the "
+    "account's own currency.",
+    "Transaction": "A multi-leg transaction. `status` is as for transfers; `reversed_by` names the "
+    "transaction that reversed it (at most one), `reverses` the one it reverses.",
+    "TransactionPage": "One page of transactions, in the order the ledger applied them (or the reverse with "
+    "`order=desc`). Pass `next_cursor` as `cursor` for the next page; null when this is the last.",
+    "TransferReverse": "Body of `POST /v1/transfers/{transfer_id}/reverse`: `id` is the new (reversing) "
+    "transfer's id; `amount` defaults to what is left to reverse.",
+    "TransactionReverse": "Body of `POST /v1/transactions/{transaction_id}/reverse`: `id` is the new "
+    "(reversing) transaction's id; a transaction is reversed whole.",
+    "AccountPatch": "Body of `PATCH /v1/accounts/{account_id}`: replaces what is given (`metadata` whole); "
+    "an empty object changes nothing. Lowering `overdraft_limit` below current use is allowed.",
 }
+
 
 _TIMESTAMPS = {
     "SessionCreated": ["expires_at"],
     "Account": ["created_at"],
     "Transfer": ["created_at", "updated_at"],
+    "Transaction": ["created_at", "updated_at"],
     "BalanceAt": ["at"],
 }
 
 _COUNTERS = {
-    "Account": ["debits_posted", "credits_posted", "debits_pending", "credits_pending"],
-    "Transfer": ["posted_amount"],
+    "Account": ["debits_posted", "credits_posted", "debits_pending", "credits_pending", "overdraft_limit", "version"],
+    "Transfer": ["posted_amount", "reversed_amount"],
     "BalanceAt": ["debits_posted", "credits_posted"],
 }
+
+_ALWAYS_SENT = {
+    "Account": ["status", "overdraft_limit", "version"],
+    "Transfer": ["reverses", "reversed_amount"],
+    "Transaction": ["reverses"],
+}
+"""Response fields the Structs give a default (so msgspec calls them optional) but always encode."""
 
 
 def ref(name: str) -> dict[str, str]:
@@ -139,6 +168,26 @@ def _share(schemas: dict[str, Any], schema: str, field: str, component: str) -> 
         schemas[schema]["properties"][field] = {**ref(component), **default}
 
 
+def _lifecycle_components(schemas: dict[str, Any]) -> None:
+    """The shared shapes of public-api-2.md sections 8-10, one component each (see module docstring)."""
+    schemas["AccountStatus"] = {
+        "type": "string",
+        "enum": ["open", "frozen", "closed"],
+        "description": "`frozen` takes no new transfer or transaction entry (pending ones may still be posted, "
+        "voided or expire); `closed` is final and takes no movement at all.",
+    }
+    schemas["Direction"] = {"type": "string", "enum": ["debit", "credit"], "description": "The side an entry moves."}
+    versions = dict(schemas["TransferCreate"]["properties"]["expected_versions"])
+    versions.pop("default", None)
+    # msgspec checks the keys are UUIDs but cannot say so in the schema: stated here, never looser.
+    versions["propertyNames"] = {"type": "string", "format": "uuid"}
+    versions["description"] = (
+        "Optimistic concurrency: account id -> the `version` the account must have when this is applied, "
+        "else 422 `version_mismatch` (its `detail` gives the current version). Only accounts this moves."
+    )
+    schemas["ExpectedVersions"] = versions
+
+
 def component_schemas() -> dict[str, Any]:
     structs = [
         LoginRequest,
@@ -154,6 +203,11 @@ def component_schemas() -> dict[str, Any]:
         ledger.BatchResults,
         ledger.PendingPost,
         ledger.BalanceAt,
+        ledger.TransactionCreate,
+        ledger.Transaction,
+        ledger.TransferReverse,
+        ledger.TransactionReverse,
+        ledger.AccountPatch,
     ]
     _, schemas = msgspec.json.schema_components(structs, ref_template=REF)
     schemas["Metadata"] = _metadata(schemas["AccountCreate"]["properties"]["metadata"])
@@ -178,28 +232,43 @@ def component_schemas() -> dict[str, Any]:
     schemas["ErrorCode"] = _error_code()
     schemas["AccountPage"] = _page("Account")
     schemas["TransferPage"] = _page("Transfer")
+    schemas["TransactionPage"] = _page("Transaction")
+    _lifecycle_components(schemas)
 
-    for name in ["AccountCreate", "Account", "TransferCreate", "Transfer"]:
-        _share(schemas, name, "metadata", "Metadata")
+    for name in ["AccountCreate", "Account", "TransferCreate", "Transfer", "Entry"]:
         _share(schemas, name, "currency", "Currency")
+    for name in ["AccountCreate", "Account", "TransferCreate", "Transfer", "TransactionCreate", "Transaction"]:
+        _share(schemas, name, "metadata", "Metadata")
+    for name in ["TransferReverse", "TransactionReverse", "AccountPatch"]:
+        _share(schemas, name, "metadata", "Metadata")
+    for name in ["TransferCreate", "TransactionCreate", "TransferReverse", "AccountPatch"]:
+        _share(schemas, name, "expected_versions", "ExpectedVersions")
     for name in ["AccountCreate", "Account"]:
         _share(schemas, name, "normal_balance", "NormalBalance")
     _share(schemas, "Transfer", "status", "TransferStatus")
+    _share(schemas, "Transaction", "status", "TransferStatus")
+    _share(schemas, "Account", "status", "AccountStatus")
+    _share(schemas, "Entry", "direction", "Direction")
     for name in ["Problem", "ErrorItem", "ItemError"]:
         _share(schemas, name, "code", "ErrorCode")
 
     for name, fields in _TIMESTAMPS.items():
         for field in fields:
             schemas[name]["properties"][field] = dict(_TIMESTAMP)
-    schemas["Transfer"]["properties"]["expires_at"] = {"anyOf": [dict(_TIMESTAMP), {"type": "null"}]}
+    for name in ["Transfer", "Transaction"]:
+        schemas[name]["properties"]["expires_at"] = {"anyOf": [dict(_TIMESTAMP), {"type": "null"}]}
+    for name, fields in _ALWAYS_SENT.items():
+        schemas[name]["required"] = [*schemas[name]["required"], *fields]
     for name, fields in _COUNTERS.items():
         for field in fields:
             schemas[name]["properties"][field] = dict(_COUNTER)
     schemas["Transfer"]["properties"]["amount"] = {**_COUNTER, "minimum": 1}
+    schemas["Entry"]["properties"]["amount"] = {**_COUNTER, "minimum": 1}
     for field in ["posted", "pending", "available"]:
         schemas["Balances"]["properties"][field] = dict(_INT64)
     schemas["PostedBalance"]["properties"]["posted"] = dict(_INT64)
-    for amount in [schemas["TransferCreate"]["properties"]["amount"], schemas["PendingPost"]["properties"]["amount"]]:
+    amounts = [schemas[name]["properties"]["amount"] for name in ["TransferCreate", "PendingPost", "TransferReverse"]]
+    for amount in amounts:
         for option in amount.get("anyOf", [amount]):
             if option.get("type") == "integer":
                 option["format"] = "int64"
@@ -217,6 +286,9 @@ def component_schemas() -> dict[str, Any]:
     schemas["BatchData"]["properties"]["data"]["maxItems"] = batch
     schemas["BatchResults"]["properties"]["results"]["maxItems"] = batch
     schemas["Problem"]["properties"]["errors"]["maxItems"] = batch
+    transaction = schemas["Transaction"]["properties"]
+    transaction["entries"].update(minItems=ledger.MIN_ENTRIES, maxItems=ledger.MAX_ENTRIES)
+    transaction["reversed_by"]["maxItems"] = 1  # reversed whole, once: a second reversal is 422
     schemas["Problem"]["properties"]["status"] = {"type": "integer", "minimum": 400, "maximum": 599}
 
     for name, description in _DESCRIPTIONS.items():

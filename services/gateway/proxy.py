@@ -11,8 +11,8 @@ Every proxied public route (:mod:`.routes`) is a raw ASGI handler that calls
    (no Redis round trip), or, with an Idempotency-Key, rate limit and key claim in one Redis round
    trip: 429, 409, 422 or a replay of the kept response;
 5. the ledger call (:mod:`.upstream`): single transfer writes are coalesced with concurrent ones
-   (:mod:`.coalescer`), everything else is forwarded as it came; 503 when the ledger cannot be
-   reached;
+   (:mod:`.coalescer`), everything else is forwarded as it came (a long-poll read with a timeout
+   that covers its wait, ``routes.LONG_POLL_SECONDS``); 503 when the ledger cannot be reached;
 6. the response kept for the key (or the claim released, for statuses that must not be kept).
 
 Every response of an authenticated call carries the RateLimit headers.
@@ -20,7 +20,7 @@ Every response of an authenticated call carries the RateLimit headers.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import msgspec
@@ -38,7 +38,14 @@ from shared.logging import caller_var, request_id_var
 from shared.transfer_group import GroupItem
 from shared.web import JSON_MEDIA_TYPE, check_json_media_type
 
-_EMPTY_BODY_PATHS = ("/post", "/void")
+# Actions whose body is optional or absent (public-api.md section 2 for post/void; the account
+# lifecycle and webhook re-enable take none): an empty body needs no Content-Type there.
+_EMPTY_BODY_PATHS = ("/post", "/void", "/freeze", "/unfreeze", "/close", "/enable")
+_WITH_BODY = frozenset({"POST", "PATCH"})
+"""Methods whose body is read and forwarded, and which may carry an Idempotency-Key: a PATCH
+(``PATCH /v1/accounts/{id}``) is not idempotent once it carries ``expected_versions`` (a retry after
+a lost answer would be 422 ``version_mismatch``), so the key makes its retry safe as for a POST.
+GET and DELETE bodies are never read; DELETE needs no key (repeating it answers 404)."""
 _TRANSFERS = "/v1/transfers"
 _BATCH = "/v1/transfers/batch"
 
@@ -61,11 +68,19 @@ def _batch_items(body: bytes) -> int:
 
 class Pipeline:
     def __init__(
-        self, auth: Authenticator, admission: Admission, ledger: Ledger, refusals: RefusalLimiter, trusted_hops: int
+        self,
+        auth: Authenticator,
+        admission: Admission,
+        ledger: Ledger,
+        refusals: RefusalLimiter,
+        trusted_hops: int,
+        long_poll: Mapping[str, Ledger] | None = None,
     ) -> None:
         self.auth = auth
         self.admission = admission
         self.ledger = ledger
+        self.long_poll: Mapping[str, Ledger] = long_poll or {}
+        """Per long-poll path (``routes.LONG_POLL_SECONDS``), a ledger client whose timeout covers the wait."""
         self.refusals = refusals
         self.trusted_hops = trusted_hops
 
@@ -113,10 +128,10 @@ class Pipeline:
         path: str = scope["path"]
         content_type = header(scope, b"content-type")
         try:
-            body = await read_body(scope, receive) if method == "POST" else b""
-            if body.strip() or (method == "POST" and not path.endswith(_EMPTY_BODY_PATHS)):
+            body = await read_body(scope, receive) if method in _WITH_BODY else b""
+            if body.strip() or (method in _WITH_BODY and not path.endswith(_EMPTY_BODY_PATHS)):
                 check_json_media_type(content_type)
-            key = validate_key(header(scope, b"idempotency-key")) if method == "POST" else None
+            key = validate_key(header(scope, b"idempotency-key")) if method in _WITH_BODY else None
         except ProblemError as error:
             error.headers.update((await self.admission.admit(principal.tenant_id)).rate.headers())
             raise
@@ -133,7 +148,9 @@ class Pipeline:
             else:
                 # The media type goes along even with an empty body, so that the ledger answers
                 # an empty application/json body 400 (malformed JSON) rather than 415.
-                upstream = await self.ledger.forward(
+                # GET /v1/events?wait= may be held by the ledger up to its wait: a longer timeout.
+                ledger = self.long_poll.get(path, self.ledger) if method == "GET" else self.ledger
+                upstream = await ledger.forward(
                     method, _raw_path(scope), query, body, content_type, principal.tenant_id, principal.key_id
                 )
         except ProblemError as error:
@@ -172,7 +189,9 @@ class Pipeline:
 def _transfer_write(
     method: str, path: str, principal: Principal, content_type: str | None, body: bytes
 ) -> GroupItem | None:
-    """The coalescable form of a single transfer write (create, post, void); None for the rest."""
+    """The coalescable form of a single transfer write (create, post, void); None for the rest: a
+    batch, a reversal (``/v1/transfers/{id}/reverse``) and everything under ``/v1/transactions`` or
+    ``/v1/accounts`` go alone (the group protocol carries only these three kinds)."""
     if method != "POST" or not path.startswith(_TRANSFERS):
         return None
     if path == _TRANSFERS:

@@ -1,6 +1,6 @@
 """The public routes. Handlers only hand the request to the pipeline (or the session service).
 
-Exactly the public paths of public-api.md are routed; anything else is 404 ``not_found`` (so no
+Exactly the public paths of public-api.md and public-api-2.md are routed; anything else is 404 ``not_found`` (so no
 internal endpoint of any service is reachable through the gateway), a known path with another
 method 404 ``not_found`` too (the contract has no 405).
 """
@@ -14,21 +14,45 @@ from litestar.handlers import BaseRouteHandler
 from litestar.types import Receive, Scope, Send
 
 from services.gateway.login import open_session
+from services.gateway.openapi_feed_schemas import EVENTS_MAX_WAIT_SECONDS
 from services.gateway.proxy import Pipeline
 from shared.asgi import respond_problem
 from shared.errors import ErrorCode, ProblemError
 
 PROXIED: list[tuple[str, list[Any]]] = [
     ("/v1/accounts", ["GET", "POST"]),
-    ("/v1/accounts/{account_id:str}", ["GET"]),
+    ("/v1/accounts/{account_id:str}", ["GET", "PATCH"]),
     ("/v1/accounts/{account_id:str}/transfers", ["GET"]),
     ("/v1/accounts/{account_id:str}/balances", ["GET"]),
-    ("/v1/transfers", ["POST"]),
+    ("/v1/transfers", ["GET", "POST"]),
     ("/v1/transfers/batch", ["POST"]),
     ("/v1/transfers/{transfer_id:str}", ["GET"]),
     ("/v1/transfers/{transfer_id:str}/post", ["POST"]),
     ("/v1/transfers/{transfer_id:str}/void", ["POST"]),
+    # public-api-2.md sections 8-10 (issue 11): transactions, reversals, account lifecycle.
+    ("/v1/transactions", ["GET", "POST"]),
+    ("/v1/transactions/{transaction_id:str}", ["GET"]),
+    ("/v1/transactions/{transaction_id:str}/post", ["POST"]),
+    ("/v1/transactions/{transaction_id:str}/void", ["POST"]),
+    ("/v1/transactions/{transaction_id:str}/reverse", ["POST"]),
+    ("/v1/transfers/{transfer_id:str}/reverse", ["POST"]),
+    ("/v1/accounts/{account_id:str}/freeze", ["POST"]),
+    ("/v1/accounts/{account_id:str}/unfreeze", ["POST"]),
+    ("/v1/accounts/{account_id:str}/close", ["POST"]),
+    # public-api-2.md sections 11-12 (issue 12): queries, the event feed, webhook endpoints.
+    ("/v1/accounts/{account_id:str}/entries", ["GET"]),
+    ("/v1/accounts/{account_id:str}/statement", ["GET"]),
+    ("/v1/events", ["GET"]),
+    ("/v1/webhook-endpoints", ["GET", "POST"]),
+    ("/v1/webhook-endpoints/{endpoint_id:str}", ["GET", "DELETE"]),
+    ("/v1/webhook-endpoints/{endpoint_id:str}/enable", ["POST"]),
+    ("/v1/webhook-endpoints/{endpoint_id:str}/deliveries", ["GET"]),
 ]
+
+LONG_POLL_SECONDS: dict[str, float] = {"/v1/events": float(EVENTS_MAX_WAIT_SECONDS)}
+"""Routes whose ledger answer may be held back on purpose (``GET /v1/events?wait=`` waits up to 30 s,
+public-api-2.md section 12): their forwarding timeout is this plus ``UPSTREAM_TIMEOUT_SECONDS``, so the
+gateway never cuts a wait short and still bounds a ledger that hangs."""
 
 
 def _pipeline(scope: Scope) -> Pipeline:
@@ -56,7 +80,9 @@ def _proxy_route(path: str, methods: list[Any], index: int) -> BaseRouteHandler:
         return Response(content=body, status_code=status, media_type=media_type, headers=headers)
 
     proxied.__name__ = f"proxied_{index}"
-    return route(path, http_method=methods, name=f"proxy-{index}", include_in_schema=False)(proxied)
+    # The status is the ledger's, set on the Response; the declared one only stops Litestar refusing a
+    # body-returning handler for DELETE (whose default status, 204, allows no body).
+    return route(path, http_method=methods, name=f"proxy-{index}", include_in_schema=False, status_code=200)(proxied)
 
 
 @post("/v1/sessions", include_in_schema=False)

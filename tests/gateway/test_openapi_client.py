@@ -6,8 +6,10 @@ openapi-python-client (a locked dev dependency, so this runs offline) generates 
 ``MAX_MODELS`` models (one ``Problem``, one ``ErrorCode``, no per-operation error copies), functions
 named by the ``operationId``s and grouped by tag. The README walkthrough is then driven through the
 generated client: login, three accounts, two transfers, a refused one decoded as ``Problem`` with
-its ``code``, balances and history, logout, and the token refused after it. The README's own code
-runs too, so the section cannot drift from the generated client.
+its ``code``, balances and history, a fee split (a transaction), a refund (a reversal), a freeze
+that refuses a payment, logout, and the token refused after it. The README's own code runs too, so
+the section cannot drift from the generated client; the whole document, with the operations routed
+ahead of the ledger, generates just as cleanly.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import msgspec
 import pytest
 
+from services.gateway.openapi import build_document
 from tests.support.platform import Platform
 from tests.support.processes import ROOT
 
@@ -34,10 +38,8 @@ MAX_MODELS = 60
 PACKAGE = "ledger_client"
 
 
-@pytest.fixture(scope="module")
-def generated(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModuleType, str]]:
-    """The generated package, imported, and what the generator printed."""
-    folder = tmp_path_factory.mktemp("generated")
+def _generate(source: list[str], folder: Path) -> str:
+    """Run the generator on ``source`` (``--url URL`` or ``--path FILE``) into ``folder``; its output."""
     bin_dir = Path(sys.executable).parent
     # The generator formats its output with ruff (its post hooks), found on PATH like a user's shell would;
     # it fetches the document from this machine, never through a proxy the environment may name.
@@ -46,8 +48,7 @@ def generated(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> I
         [
             str(bin_dir / "openapi-python-client"),
             "generate",
-            "--url",
-            f"{platform.url}/schema/openapi.json",
+            *source,
             "--meta",
             "none",
             "--output-path",
@@ -61,6 +62,18 @@ def generated(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> I
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
+    return output
+
+
+def _models(root: Path) -> list[str]:
+    return sorted(path.stem for path in (root / "models").glob("*.py") if path.stem != "__init__")
+
+
+@pytest.fixture(scope="module")
+def generated(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModuleType, str]]:
+    """The generated package, imported, and what the generator printed."""
+    folder = tmp_path_factory.mktemp("generated")
+    output = _generate(["--url", f"{platform.url}/schema/openapi.json"], folder)
     sys.path.insert(0, str(folder))
     try:
         yield importlib.import_module(PACKAGE), output
@@ -74,7 +87,7 @@ def test_generator_is_clean_and_small(generated: tuple[ModuleType, str]) -> None
     package, output = generated
     assert "warning" not in output.lower(), output
     root = Path(str(package.__file__)).parent
-    models = sorted(path.stem for path in (root / "models").glob("*.py") if path.stem != "__init__")
+    models = _models(root)
     assert len(models) <= MAX_MODELS, models
     assert "problem" in models and "error_code" in models
     assert not [model for model in models if "response_" in model], models  # no per-operation error copies
@@ -95,6 +108,35 @@ def test_generator_is_clean_and_small(generated: tuple[ModuleType, str]) -> None
     }
 
 
+def test_whole_document_generates_cleanly_too(tmp_path: Path) -> None:
+    """The document with the operations routed ahead of the ledger (``AWAITING_LEDGER``): just as clean
+    and small, so serving one of them later cannot break a generated client."""
+    document = tmp_path / "openapi.json"
+    document.write_bytes(msgspec.json.encode(build_document(awaiting=True)))
+    output = _generate(["--path", str(document)], tmp_path)
+    assert "warning" not in output.lower(), output
+    root = tmp_path / PACKAGE
+    models = _models(root)
+    assert len(models) <= MAX_MODELS, models
+    assert not [model for model in models if "response_" in model], models
+    functions = {f"{path.parent.name}.{path.stem}" for path in (root / "api").glob("*/*.py") if path.stem != "__init__"}
+    assert functions >= {
+        "transactions.create_transaction",
+        "transactions.get_transaction",
+        "transactions.reverse_transaction",
+        "transfers.reverse_transfer",
+        "transfers.list_transfers",
+        "accounts.update_account",
+        "accounts.freeze_account",
+        "accounts.close_account",
+        "accounts.list_account_entries",
+        "accounts.get_account_statement",
+        "events.list_events",
+        "webhooks.create_webhook_endpoint",
+        "webhooks.list_webhook_deliveries",
+    }
+
+
 def test_readme_walkthrough_through_the_generated_client(generated: tuple[ModuleType, str], platform: Platform) -> None:
     package, _ = generated
 
@@ -109,6 +151,9 @@ def test_readme_walkthrough_through_the_generated_client(generated: tuple[Module
     get_account_balances = module("api.accounts.get_account_balances")
     list_account_transfers = module("api.accounts.list_account_transfers")
     create_transfer = module("api.transfers.create_transfer")
+    reverse_transfer = module("api.transfers.reverse_transfer")
+    create_transaction = module("api.transactions.create_transaction")
+    freeze_account, unfreeze_account = module("api.accounts.freeze_account"), module("api.accounts.unfreeze_account")
     models = module("models")
 
     # 1. A tenant and its API key; 2. log in.
@@ -164,7 +209,36 @@ def test_readme_walkthrough_through_the_generated_client(generated: tuple[Module
         assert [t.id for t in history.data] == [funded.parsed.id, paid.parsed.id]
         assert history.next_cursor is None
 
-        # 6. Log out: the token is refused from now on.
+        # 6. A fee split: Alice pays Bob 5000 in one transaction, 150 of it to a fees account.
+        fees = create_account.sync(client=client, body=models.AccountCreate(currency="USD"))
+        entries = [
+            models.Entry(account_id=alice.id, direction=models.Direction.DEBIT, amount=5000, currency="USD"),
+            models.Entry(account_id=bob.id, direction=models.Direction.CREDIT, amount=4850, currency="USD"),
+            models.Entry(account_id=fees.id, direction=models.Direction.CREDIT, amount=150, currency="USD"),
+        ]
+        split = create_transaction.sync_detailed(
+            client=client, body=models.TransactionCreate(id=uuid.uuid4(), entries=entries)
+        )
+        assert split.status_code == 201 and isinstance(split.parsed, models.Transaction), split.content
+        assert split.parsed.status is models.TransferStatus.POSTED
+
+        # 7. A refund: Bob gives back 1000 of Alice's payment (a partial reversal).
+        refund = reverse_transfer.sync_detailed(
+            paid.parsed.id, client=client, body=models.TransferReverse(id=uuid.uuid4(), amount=1000)
+        )
+        assert refund.status_code == 201 and isinstance(refund.parsed, models.Transfer), refund.content
+        assert (refund.parsed.reverses, refund.parsed.debit_account_id) == (paid.parsed.id, bob.id)
+
+        # 8. A freeze: Bob's wallet takes no payment until unfrozen.
+        frozen = freeze_account.sync(bob.id, client=client)
+        assert isinstance(frozen, models.Account) and frozen.status is models.AccountStatus.FROZEN
+        blocked = transfer(alice, bob, 100)
+        assert isinstance(blocked.parsed, models.Problem) and blocked.parsed.code is models.ErrorCode.ACCOUNT_FROZEN
+        assert unfreeze_account.sync(bob.id, client=client).status is models.AccountStatus.OPEN
+        assert get_account.sync(alice.id, client=client).balances.posted == 3500
+        assert get_account.sync(bob.id, client=client).balances.posted == 6350
+
+        # 9. Log out: the token is refused from now on.
         logout = delete_current_session.sync_detailed(client=client)
         assert logout.status_code == 204
         after = get_account.sync_detailed(alice.id, client=client)
