@@ -10,8 +10,8 @@ Checked in every ``*.md`` of ``docs/`` and in README.md:
 - **ADR numbers** (``ADR 0025``) name a file of docs/adr/;
 - **settings** (inline code that looks like an environment variable, ``NAME`` or ``NAME=value``
   or ``PREFIX_*``) are read by the settings loader or one of the other readers its docstring
-  names, or are an upper-case constant the code defines, or are listed in ``NOT_SETTINGS`` below
-  with the reason;
+  names, or are an upper-case constant the code defines or an AWS identifier stacks/ uses as a
+  string, or are listed in ``NOT_SETTINGS`` below with the reason;
 - **commands**: in tests/test_docs_commands.py.
 
 Names that are about the future or about AWS only are whitelisted explicitly, with the reason; a
@@ -47,11 +47,9 @@ NOT_SETTINGS = {
     **dict.fromkeys(["OTEL_BSP_*", "OTEL_BSP_SCHEDULE_DELAY"], "read by the OpenTelemetry SDK, not by our code"),
     "UPDATE_SNAPSHOTS": "read by tests/stacks/test_snapshot.py, not by the services",
     **dict.fromkeys(
-        ["ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED"],
-        "CloudFormation stack statuses (AWS only)",
+        ["ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED"],
+        "CloudFormation stack statuses the runbooks name (AWS only)",
     ),
-    "BACKUP_RECOVERY_POINT_ENCRYPTED": "an AWS Config managed rule (AWS only)",
-    "X86_64": "an ECS CPU architecture (AWS only)",
     "EX_CONFIG": "the sysexits.h name of exit status 78",
 }
 """Upper-case names in inline code that are not our settings, and why."""
@@ -113,6 +111,17 @@ def defined_upper_names() -> frozenset[str]:
         if path.endswith(".py") and path.startswith(CODE_DIRS):
             names.update(assignment.findall((ROOT / path).read_text()))
     return frozenset(names)
+
+
+@cache
+def infrastructure_strings() -> frozenset[str]:
+    """Upper-case string literals of stacks/ and cli/deploy.py: the AWS identifiers the code uses
+    (Config managed rules, stack statuses, architectures), which docs name as AWS spells them."""
+    paths = [path for path in repo_files() if path.startswith("stacks/") and path.endswith(".py")]
+    found: set[str] = set()
+    for path in [*paths, "cli/deploy.py"]:
+        found.update(re.findall(r"[\"']([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)[\"']", (ROOT / path).read_text()))
+    return frozenset(found)
 
 
 def defines(module: Path, name: str) -> bool:
@@ -250,7 +259,7 @@ def setting_problem(token: str) -> str | None:
     name = assignment.group(1) if assignment else token
     if not (assignment or ENV_NAME.match(name)):
         return None
-    if is_known_setting(name) or name in NOT_SETTINGS or name in defined_upper_names():
+    if is_known_setting(name) or name in NOT_SETTINGS or name in defined_upper_names() | infrastructure_strings():
         return None
     return (
         f"`{name}` is neither read by shared/settings.py (nor by a reader its docstring names) nor a "
