@@ -87,6 +87,17 @@ async def _normal_work(platform: Platform, api: Api, strict_url: str) -> None:
     assert (reused.status, reused.code) == (422, "idempotency_key_reused"), reused
     replies = await asyncio.gather(*(api.transfer(tenant, a["id"], b["id"], 1) for _ in range(20)))
     assert [r.status for r in replies] == [201] * 20, replies
+    # A batch with its own key (the kept answer is compressed, possibly large) and its replay.
+    items = [{**body, "id": str(uuid.uuid4()), "amount": 1} for _ in range(50)]
+    batch_key = {"Idempotency-Key": f"acl-batch-{uuid.uuid4()}"}
+    batch = await api.call(
+        "POST", "/v1/transfers/batch", json={"transfers": items}, token=tenant.token, headers=batch_key
+    )
+    assert batch.status in (200, 201, 207), batch
+    again = await api.call(
+        "POST", "/v1/transfers/batch", json={"transfers": items}, token=tenant.token, headers=batch_key
+    )
+    assert again.headers.get("Idempotent-Replayed") == "true" and again.body == batch.body, again
     credited = await api.call("GET", f"/v1/accounts/{b['id']}", token=tenant.token)
     assert credited.status == 200, credited
 
