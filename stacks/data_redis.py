@@ -69,7 +69,9 @@ def _users(t: Template, platform: PlatformConfig) -> list[object]:
             logs_key_arn=logs_key,
             rotation_days=REDIS_ROTATION_DAYS,
             redis_user_id=user_id,
-            depends_on=[f"{stem}User"],
+            # The first rotation runs at creation: only once the user is in the running group, so
+            # ModifyUser meets an active user rather than one being associated.
+            depends_on=[f"{stem}User", "RedisReplicationGroup"],
         )
         user = t.add_resource(
             elasticache.User(

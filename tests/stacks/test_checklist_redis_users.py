@@ -85,7 +85,8 @@ def test_each_password_rotates_keeping_the_previous_one_valid(templates: dict[st
         schedule = props(schedules[f"{stem}RotationSchedule"])
         assert schedule["SecretId"] == {"Ref": stem}
         assert schedule["RotationLambdaARN"] == {"Fn::GetAtt": [f"{stem}RotationFunction", "Arn"]}
-        assert f"Redis{spec.name.capitalize()}User" in schedules[f"{stem}RotationSchedule"]["DependsOn"]
+        after = schedules[f"{stem}RotationSchedule"]["DependsOn"]
+        assert {f"Redis{spec.name.capitalize()}User", "RedisReplicationGroup"} <= set(after)
         variables = props(functions[f"{stem}RotationFunction"])["Environment"]["Variables"]
         assert variables == {"REDIS_USER_ID": {"Fn::Sub": f"${{EnvironmentName}}-fintech-{spec.name}"}}
         statements = props(roles[f"{stem}RotationRole"])["Policies"][0]["PolicyDocument"]["Statement"]
