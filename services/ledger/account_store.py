@@ -1,7 +1,8 @@
 """Account creation and the SQL that reads an account row: the one write outside the group commit.
 
 Opening an account touches no other row, so it needs no lock order and no group: one INSERT (with
-its ``account_changes`` row, version 0, kind ``created``), idempotent on the client's id. A retry
+its ``account_changes`` row, version 0, kind ``created``), then its ``account.created`` event, in one
+transaction, idempotent on the client's id. A retry
 with the same id is compared with what was given at creation (the ``created`` change row), not with
 the account as it is now, so a PATCH in between does not turn an honest retry into ``id_conflict``.
 Every later change to an account goes through the write path (:mod:`.store`, :mod:`.account_rules`).
@@ -13,6 +14,7 @@ import uuid
 
 import asyncpg
 
+from services.ledger import journal
 from services.ledger.schemas import AccountCreate
 from services.ledger.state import EVENTS_PER_BLOCK
 from shared.errors import ErrorCode, ProblemError
@@ -75,18 +77,22 @@ async def create_account(
     """
     account_id = body.id if body.id is not None else uuid.uuid4()
     flags = body.flags
-    row = await conn.fetchrow(
-        INSERT_ACCOUNT,
-        tenant_id,
-        account_id,
-        body.currency,
-        body.normal_balance,
-        flags.debits_must_not_exceed_credits,
-        flags.credits_must_not_exceed_debits,
-        body.metadata,
-        key_id,
-        body.overdraft_limit,
-    )
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            INSERT_ACCOUNT,
+            tenant_id,
+            account_id,
+            body.currency,
+            body.normal_balance,
+            flags.debits_must_not_exceed_credits,
+            flags.credits_must_not_exceed_debits,
+            body.metadata,
+            key_id,
+            body.overdraft_limit,
+        )
+        if row is not None:
+            # Its account.created event commits with it (migration 0013), last: the tenant's head.
+            await conn.execute("SELECT ledger_append_events($1::jsonb)", journal.account_created(row))
     if row is not None:
         return 201, row
     existing = await conn.fetchrow(SELECT_ACCOUNT, tenant_id, account_id)

@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.types import ASGIApp
 
+from services.ledger.event_routes import ROUTES as EVENT_ROUTES
 from services.ledger.model_routes import ROUTES as MODEL_ROUTES
 from services.ledger.routes import ROUTES
 from services.ledger.runtime import LedgerRuntime
 from services.ledger.transfer_writes import ROUTES as TRANSFER_WRITE_ROUTES
+from services.ledger.webhooks.routes import ROUTES as WEBHOOK_ROUTES
 from shared.metrics import Emitter
 from shared.settings import Settings, get_settings
 from shared.tracing import instrument_app
@@ -37,7 +39,14 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
 
     emitter = Emitter("ledger")
     app = Litestar(
-        route_handlers=[*ROUTES, *TRANSFER_WRITE_ROUTES, *MODEL_ROUTES, *health_routes(ready)],
+        route_handlers=[
+            *ROUTES,
+            *TRANSFER_WRITE_ROUTES,
+            *MODEL_ROUTES,
+            *EVENT_ROUTES,
+            *WEBHOOK_ROUTES,
+            *health_routes(ready),
+        ],
         lifespan=[lifespan],
         on_startup=[emitter.start],
         on_shutdown=[emitter.stop],

@@ -192,18 +192,23 @@ def expire_due(state: LedgerState) -> None:
             _resolve(state, transfer, "expired", 0, None)
             # The reservation ended at expires_at, whenever the sweep got to it.
             state.set(transfer, "updated_at", transfer.expires_at)
+            state.emit("transfer.expired", transfer)
     transaction_rules.expire_due(state)
 
 
 # -- checks shared with transactions --------------------------------------------------------------
 
 
-def movable(account: AccountState, field: str | None = None, index: int | None = None) -> Outcome | None:
-    """``account_closed`` / ``account_frozen`` for an account a new movement would touch."""
-    if account.status == "closed":
-        return fail(ErrorCode.ACCOUNT_CLOSED, f"account {account.id} is closed", field, index)
-    if account.status == "frozen":
-        return fail(ErrorCode.ACCOUNT_FROZEN, f"account {account.id} is frozen", field, index)
+def movable(
+    accounts: tuple[AccountState, ...], fields: tuple[str, ...], indexes: tuple[int, ...] | None = None
+) -> Outcome | None:
+    """``account_closed`` for the first closed account, else ``account_frozen`` for the first frozen
+    one, among the accounts a new movement would touch (in the item's order)."""
+    for status, code in (("closed", ErrorCode.ACCOUNT_CLOSED), ("frozen", ErrorCode.ACCOUNT_FROZEN)):
+        for i, account in enumerate(accounts):
+            if account.status == status:
+                index = None if indexes is None else indexes[i]
+                return fail(code, f"account {account.id} is {status}", fields[i], index)
     return None
 
 
@@ -221,7 +226,12 @@ def versions_match(state: LedgerState, tenant_id: uuid.UUID, expected: dict[uuid
 
 
 def limit_failure(
-    account: AccountState, debits: tuple[int, int], credits: tuple[int, int], checks_debits: bool, checks_credits: bool
+    account: AccountState,
+    debits: tuple[int, int],
+    credits: tuple[int, int],
+    checks_debits: bool,
+    checks_credits: bool,
+    checks_overflow: bool = True,
 ) -> Outcome | None:
     """Limits and overflow of ``account`` if its counters became ``debits``/``credits`` (posted, pending).
 
@@ -236,7 +246,7 @@ def limit_failure(
         return fail(ErrorCode.EXCEEDS_CREDITS, "debits would exceed credits on the debit account", "amount")
     if checks_credits and account.credits_must_not_exceed_debits and c_posted + c_pending > d_posted + limit:
         return fail(ErrorCode.EXCEEDS_DEBITS, "credits would exceed debits on the credit account", "amount")
-    if d_posted + d_pending > MAX_AMOUNT or c_posted + c_pending > MAX_AMOUNT:
+    if checks_overflow and (d_posted + d_pending > MAX_AMOUNT or c_posted + c_pending > MAX_AMOUNT):
         return fail(ErrorCode.OVERFLOW, "an account counter would exceed 2^63-1", "amount")
     return None
 
@@ -293,10 +303,8 @@ def _new_transfer(
     reversing: TransferState | None,
 ) -> Outcome:
     """The rules from ``account_closed`` on, then the write, for a new transfer or a reversal."""
-    refused = (
-        movable(debit, "debit_account_id")
-        or movable(credit, "credit_account_id")
-        or versions_match(state, tenant_id, body.expected_versions)
+    refused = movable((debit, credit), ("debit_account_id", "credit_account_id")) or versions_match(
+        state, tenant_id, body.expected_versions
     )
     if refused is not None:
         return refused
@@ -324,9 +332,14 @@ def _new_transfer(
     else:
         d_after = (debit.debits_posted + amount, debit.debits_pending)
         c_after = (credit.credits_posted + amount, credit.credits_pending)
-    refused = limit_failure(
-        debit, d_after, (debit.credits_posted, debit.credits_pending), True, False
-    ) or limit_failure(credit, (credit.debits_posted, credit.debits_pending), c_after, False, True)
+    d_state = (debit, d_after, (debit.credits_posted, debit.credits_pending))
+    c_state = (credit, (credit.debits_posted, credit.debits_pending), c_after)
+    refused = (
+        limit_failure(*d_state, True, False, False)
+        or limit_failure(*c_state, False, True, False)
+        or limit_failure(*d_state, False, False, True)
+        or limit_failure(*c_state, False, False, True)
+    )
     if refused is not None:
         return refused
 
@@ -358,6 +371,7 @@ def _new_transfer(
     state.add_transfer(transfer)
     if reversing is not None:
         state.set(reversing, "reversed_amount", reversing.reversed_amount + amount)
+    state.emit("transfer.created", transfer)
     return Outcome(status=201, transfer=replace(transfer), applied=True)
 
 
@@ -378,8 +392,10 @@ def _resolve_op(state: LedgerState, op: PostPending | VoidPending) -> Outcome:
                 "amount",
             )
         _resolve(state, transfer, "posted", amount, op.key_id)
+        state.emit("transfer.posted", transfer)
     else:
         _resolve(state, transfer, "voided", 0, op.key_id)
+        state.emit("transfer.voided", transfer)
     return Outcome(status=200, transfer=replace(transfer), applied=True)
 
 

@@ -12,7 +12,9 @@ import asyncpg
 from services.ledger import store
 from services.ledger.committer import GroupCommitter
 from services.ledger.db import DATABASE_DOWN, connection, create_pool
+from services.ledger.journal import EventWaiters
 from services.ledger.verify import verify
+from services.ledger.webhooks.worker import DeliveryWorker, WebhookConfig
 from shared.errors import ProblemError
 from shared.metrics import VERIFIER_DISCREPANCIES, current_metrics
 from shared.settings import Settings
@@ -35,6 +37,10 @@ class LedgerRuntime:
     internal_token: str
     sweep_interval: float
     verifier_interval: float
+    events: EventWaiters = field(init=False)
+    """Wakes ``GET /v1/events?wait=`` long-polls when a tenant's events commit."""
+    webhooks: DeliveryWorker = field(init=False)
+    """Delivers the tenants' events to their webhook endpoints (services/ledger/webhooks/worker.py)."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
     @classmethod
@@ -53,6 +59,10 @@ class LedgerRuntime:
             settings.expiry_sweep_interval_seconds,
             settings.verifier_interval_seconds,
         )
+        runtime.events = EventWaiters(settings.database_url)
+        await runtime.events.start()
+        runtime.webhooks = DeliveryWorker(pool, WebhookConfig.of(settings))
+        runtime.webhooks.start()
         runtime._tasks.append(asyncio.create_task(runtime._sweep_forever(), name="expiry-sweeper"))
         if runtime.verifier_interval > 0:
             runtime._tasks.append(asyncio.create_task(runtime._verify_forever(), name="verifier"))
@@ -60,12 +70,14 @@ class LedgerRuntime:
 
     async def stop(self) -> None:
         """Graceful: stop background work, let committing groups finish, then close the connections."""
+        await self.webhooks.stop()  # first: an attempt in flight finishes and commits its cursor
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.committer.drain()
+        await self.events.stop()
         await self.pool.close()
 
     async def ready(self) -> str | None:

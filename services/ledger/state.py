@@ -20,7 +20,7 @@ follow the order in which the locks were granted.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -36,6 +36,18 @@ Key = tuple[uuid.UUID, uuid.UUID]
 EntryKind = Literal["posted", "pending", "pending_posted", "pending_released"]
 SourceType = Literal["transfer", "transaction"]
 ChangeKind = Literal["created", "frozen", "unfrozen", "closed", "updated"]
+EventType = Literal[
+    "account.created",
+    "account.updated",
+    "transfer.created",
+    "transfer.posted",
+    "transfer.voided",
+    "transfer.expired",
+    "transaction.created",
+    "transaction.posted",
+    "transaction.voided",
+    "transaction.expired",
+]
 
 
 @dataclass(slots=True)
@@ -185,6 +197,15 @@ class ChangeRow:
     event_seq: int
 
 
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One event of the journal (issue 12): the object as it is right after the change (a copy)."""
+
+    tenant_id: uuid.UUID
+    type: EventType
+    subject: AccountState | TransferState | TransactionState
+
+
 @dataclass
 class LedgerState:
     """Accounts locked by one write transaction and the transfers and transactions it may change."""
@@ -196,6 +217,8 @@ class LedgerState:
     transactions: dict[Key, TransactionState] = field(default_factory=dict)
     entries: list[EntryRow] = field(default_factory=list)
     changes: list[ChangeRow] = field(default_factory=list)
+    events: list[EventRecord] = field(default_factory=list)
+    """In applied order; written last, each tenant's appended to its chain (migration 0013)."""
     changed_transfers: dict[Key, TransferState] = field(default_factory=dict)
     """Loaded (not new) transfers this transaction changed: persisted by UPDATE."""
     changed_transactions: dict[Key, TransactionState] = field(default_factory=dict)
@@ -231,11 +254,11 @@ class LedgerState:
         self.transactions[key] = transaction
         self._undo.append((self.transactions, "__new__", key))
 
-    def checkpoint(self) -> tuple[int, int, int]:
-        return len(self._undo), len(self.entries), len(self.changes)
+    def checkpoint(self) -> tuple[int, int, int, int]:
+        return len(self._undo), len(self.entries), len(self.changes), len(self.events)
 
-    def rollback(self, checkpoint: tuple[int, int, int]) -> None:
-        undo, entries, changes = checkpoint
+    def rollback(self, checkpoint: tuple[int, int, int, int]) -> None:
+        undo, entries, changes, events = checkpoint
         while len(self._undo) > undo:
             obj, attr, old = self._undo.pop()
             if attr == "__new__":
@@ -244,6 +267,11 @@ class LedgerState:
                 setattr(obj, attr, old)
         del self.entries[entries:]
         del self.changes[changes:]
+        del self.events[events:]
+
+    def emit(self, event_type: EventType, subject: AccountState | TransferState | TransactionState) -> None:
+        """Record that ``subject`` changed (call after the change; a copy is kept)."""
+        self.events.append(EventRecord(subject.tenant_id, event_type, replace(subject)))
 
     def begin_operation(self) -> None:
         """Start one operation: each account it changes gets exactly one new version."""
@@ -312,6 +340,7 @@ class LedgerState:
     def record_change(self, account: AccountState, kind: ChangeKind, key_id: str | None) -> None:
         """Record a change of status, limit or metadata (after the caller set the new values)."""
         self.touch(account)
+        self.emit("account.updated", account)
         self.changes.append(
             ChangeRow(
                 tenant_id=account.tenant_id,

@@ -114,10 +114,9 @@ def _new_transaction(
                 "currency",
                 index,
             )
-    for index, account in enumerate(accounts):
-        refused = movable(account, "account_id", index)
-        if refused is not None:
-            return refused
+    refused = movable(tuple(accounts), ("account_id",) * len(accounts), tuple(range(len(accounts))))
+    if refused is not None:
+        return refused
     refused = versions_match(state, tenant_id, expected_versions)
     if refused is not None:
         return refused
@@ -132,18 +131,22 @@ def _new_transaction(
         slot = (0 if leg.direction == "debit" else 2) + (1 if pending else 0)
         counters[slot] += leg.amount
         sides[account.id].add(leg.direction)
-    for account_id, (d_posted, d_pending, c_posted, c_pending) in after.items():
-        account = state.accounts[(tenant_id, account_id)]
-        refused = limit_failure(
-            account,
-            (d_posted, d_pending),
-            (c_posted, c_pending),
-            "debit" in sides[account_id],
-            "credit" in sides[account_id],
-        )
-        if refused is not None:
-            index = next(i for i, leg in enumerate(legs) if leg.account_id == account_id)
-            return replace(refused, field="amount", index=index)
+    # Rule by rule (exceeds_credits, then exceeds_debits, then overflow), account by account.
+    checks = ((True, False, False), (False, True, False), (False, False, True))
+    for debits_rule, credits_rule, overflow_rule in checks:
+        for account_id, (d_posted, d_pending, c_posted, c_pending) in after.items():
+            account = state.accounts[(tenant_id, account_id)]
+            refused = limit_failure(
+                account,
+                (d_posted, d_pending),
+                (c_posted, c_pending),
+                debits_rule and "debit" in sides[account_id],
+                credits_rule and "credit" in sides[account_id],
+                overflow_rule,
+            )
+            if refused is not None:
+                index = next(i for i, leg in enumerate(legs) if leg.account_id == account_id)
+                return replace(refused, field="amount", index=index)
 
     seq = state.next_seq()
     kind: EntryKind = "pending" if pending else "posted"
@@ -168,6 +171,7 @@ def _new_transaction(
     state.add_transaction(transaction)
     if reversing is not None:
         state.set(reversing, "reversed_by", transaction_id)
+    state.emit("transaction.created", transaction)
     return Outcome(status=201, transaction=replace(transaction), applied=True)
 
 
@@ -180,6 +184,7 @@ def resolve(state: LedgerState, op: ResolveTransaction) -> Outcome:
     if transaction.status != "pending":
         return fail(ErrorCode.TRANSFER_NOT_PENDING, f"the transaction is {transaction.status}, not pending")
     _resolve(state, transaction, "posted" if op.post else "voided", op.key_id)
+    state.emit("transaction.posted" if op.post else "transaction.voided", transaction)
     return Outcome(status=200, transaction=replace(transaction), applied=True)
 
 
@@ -204,6 +209,7 @@ def expire_due(state: LedgerState) -> None:
             state.begin_operation()
             _resolve(state, transaction, "expired", None)
             state.set(transaction, "updated_at", transaction.expires_at)
+            state.emit("transaction.expired", transaction)
 
 
 def reverse(state: LedgerState, op: ReverseTransaction) -> Outcome:

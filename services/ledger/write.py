@@ -21,6 +21,7 @@ from collections.abc import Iterable
 import asyncpg
 import msgspec
 
+from services.ledger.journal import events_document
 from services.ledger.state import AccountState, EntryRow, Key, LedgerState, TransactionState, TransferState
 from shared import tracing
 
@@ -157,6 +158,8 @@ async def write(conn: asyncpg.Connection, state: LedgerState, before: dict[Key, 
         extras["transactions_updated"] = [_transaction_doc(t) for t in state.changed_transactions.values()]
     if state.changes:
         extras["changes"] = list(state.changes)
+    if state.events:
+        extras["events"] = events_document(state)
     if not new and not updated and not changed and not extras:
         await conn.execute("COMMIT")
     elif len(new) + len(updated) <= DOCUMENT_MAX_ROWS and not tracing.recording():
@@ -169,14 +172,16 @@ async def write(conn: asyncpg.Connection, state: LedgerState, before: dict[Key, 
             "entries": state.entries,
             **extras,
         }
-        await conn.execute(f"SELECT ledger_write({sql_literal(_DOCUMENT.encode(doc).decode())}::jsonb); COMMIT")
+        text = sql_literal(_DOCUMENT.encode(doc).decode())
+        await conn.execute(f"SELECT ledger_write_events({text}::jsonb); COMMIT")
     else:
         await _write_arrays(conn, new, updated, [a for a, _ in changed], state.entries)
         meta = [d for d in (_account_doc(a, b, False) for a, b in changed) if len(d) > 1]
         if meta:
             extras["accounts"] = list(meta)
         if extras:
-            await conn.execute("SELECT ledger_write($1::jsonb)", _DOCUMENT.encode(extras).decode())
+            # A parameter: the connection's jsonb codec encodes it (db.py), as the large group's is.
+            await conn.execute("SELECT ledger_write_events($1::jsonb)", extras)
         await conn.execute("COMMIT")
 
 

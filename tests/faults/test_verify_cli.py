@@ -89,9 +89,9 @@ async def ledger() -> AsyncIterator[Ledger]:
 async def test_consistent_ledger_exits_zero(ledger: Ledger) -> None:
     result = await asyncio.to_thread(admin_verify, ledger.url)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.startswith("verified 3 accounts and 4 transfers: OK"), result.stdout
+    assert result.stdout.startswith("verified 3 accounts, 4 transfers and 0 transactions: OK"), result.stdout
     report = json.loads((await asyncio.to_thread(admin_verify, ledger.url, "--json")).stdout)
-    assert report == {"ok": True, "accounts": 3, "transfers": 4, "discrepancies": []}
+    assert report == {"ok": True, "accounts": 3, "transfers": 4, "transactions": 0, "discrepancies": []}
 
 
 async def test_counter_changed_by_sql_is_named(ledger: Ledger) -> None:
@@ -99,15 +99,17 @@ async def test_counter_changed_by_sql_is_named(ledger: Ledger) -> None:
     await ledger.conn.execute("UPDATE accounts SET credits_posted = credits_posted + 1 WHERE id = $1", bob)
     result = await asyncio.to_thread(admin_verify, ledger.url)
     assert result.returncode == 1, result.stdout
-    assert "2 discrepancies" in result.stdout, result.stdout
+    # Named three ways: the counters against the transfers, against the account's last entry, and
+    # the tenant's balance.
+    assert "3 discrepancies" in result.stdout, result.stdout
     lines = result.stdout.splitlines()
     counters = [line for line in lines if "[counters]" in line]
-    assert len(counters) == 1 and str(bob) in counters[0] and "stores 0/5/0/10 but its transfers sum to 0/4/0/10" in counters[0], result.stdout
+    assert len(counters) == 1 and str(bob) in counters[0] and "stores 0/5/0/10 but its transfers and transactions sum to 0/4/0/10" in counters[0], result.stdout
     balance = [line for line in lines if "[balance]" in line]
     assert len(balance) == 1 and str(ledger.tenant) in balance[0] and "USD" in balance[0], result.stdout
     report = json.loads((await asyncio.to_thread(admin_verify, ledger.url, "--json")).stdout)
     assert report["ok"] is False
-    assert sorted(d["kind"] for d in report["discrepancies"]) == ["balance", "counters"]
+    assert sorted(d["kind"] for d in report["discrepancies"]) == ["balance", "counters", "entries"]
 
 
 async def test_reservation_held_past_expiry_is_named(ledger: Ledger) -> None:
