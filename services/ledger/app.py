@@ -13,7 +13,6 @@ from services.ledger.model_routes import ROUTES as MODEL_ROUTES
 from services.ledger.routes import ROUTES
 from services.ledger.runtime import LedgerRuntime
 from services.ledger.transfer_writes import ROUTES as TRANSFER_WRITE_ROUTES
-from services.ledger.webhooks.routes import ROUTES as WEBHOOK_ROUTES
 from shared.metrics import Emitter
 from shared.settings import Settings, get_settings
 from shared.tracing import instrument_app
@@ -44,7 +43,6 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             *TRANSFER_WRITE_ROUTES,
             *MODEL_ROUTES,
             *EVENT_ROUTES,
-            *WEBHOOK_ROUTES,
             *health_routes(ready),
         ],
         lifespan=[lifespan],
