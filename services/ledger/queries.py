@@ -96,13 +96,13 @@ def _status_branches(alias: str, status: str | None, now: datetime, args: _Args)
     """The status filter as disjoint alternatives; a reservation past expires_at reads as expired."""
     if status is None:
         return [[]]
-    if status in ("pending", "expired"):
-        at = args.add(now)
     if status == "pending":
+        at = args.add(now)
         return [[f"{alias}.status = 'pending'", f"({alias}.expires_at IS NULL OR {alias}.expires_at > {at})"]]
     if status == "expired":
+        at = args.add(now)
         return [[f"{alias}.status = 'expired'"], [f"{alias}.status = 'pending'", f"{alias}.expires_at <= {at}"]]
-    return [[f"{alias}.status = '{status}'"]]  # posted or voided: a validated literal
+    return [[f"{alias}.status = {args.add(status)}"]]
 
 
 def _union(select: str, position: str, branches: list[list[str]], desc: bool, after: str, limit: str) -> str:
