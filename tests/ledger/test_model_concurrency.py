@@ -15,7 +15,17 @@ import asyncpg
 
 from services.ledger.verify import verify
 from tests.ledger.conftest import client_for
-from tests.ledger.model_support import action, credit, debit, fund, get_account, new_id, patch, transaction
+from tests.ledger.model_support import (
+    action,
+    credit,
+    debit,
+    fund,
+    get_account,
+    new_id,
+    patch,
+    reverse,
+    transaction,
+)
 from tests.support.http import ApiClient, Reply
 from tests.support.processes import ServiceProcess
 
@@ -282,3 +292,72 @@ async def test_versions_equal_the_number_of_changes_under_mixed_load(
         assert changes[account["id"]] <= got["version"] <= changes[account["id"]] + lifecycle
     assert moved > 0
     await assert_verified(db, setup.headers["X-Tenant-Id"])
+
+
+async def test_large_batches_and_model_operations_together_keep_versions_and_entries(
+    ledger_processes: dict[str, ServiceProcess], http: aiohttp.ClientSession, db: asyncpg.Connection
+) -> None:
+    """Batches above the single-statement document size (the array write path) racing
+    transactions, reversals, PATCHes and freezes on the same accounts: every version, entry and
+    counter still verifies, and each account's version counts exactly its changes."""
+    clients = clients_for(ledger_processes, http)
+    setup = clients[0]
+    hot = [await setup.create_account() for _ in range(4)]
+    side = await setup.create_account()
+    seed = await setup.transfer(hot[0]["id"], hot[1]["id"], 1_000)
+    assert seed.status == 201
+    rng = random.Random(7)
+
+    def batch(conditioned: bool) -> dict[str, Any]:
+        items = []
+        for _ in range(150):
+            x, y = rng.sample(hot, 2)
+            items.append(
+                {
+                    "id": new_id(),
+                    "debit_account_id": x["id"],
+                    "credit_account_id": y["id"],
+                    "amount": 1,
+                    "currency": "USD",
+                }
+            )
+        if conditioned:  # a stale expected version: refused, the rest applied
+            items[75]["expected_versions"] = {items[75]["debit_account_id"]: 0}
+        items.append(
+            {
+                "id": new_id(),
+                "debit_account_id": hot[2]["id"],
+                "credit_account_id": side["id"],
+                "amount": 1,
+                "currency": "USD",
+            }
+        )
+        return {"transfers": items}
+
+    calls = [
+        clients[0].call("POST", "/v1/transfers/batch", batch(True)),
+        clients[1].call("POST", "/v1/transfers/batch", batch(False)),
+        transaction(clients[0], [debit(hot[0], 9), credit(hot[1], 4), credit(hot[2], 5)]),
+        reverse(clients[1], seed.body["id"], amount=100),
+        patch(clients[0], hot[3], {"metadata": {"round": "1"}}),
+        action(clients[1], "accounts", side["id"], "freeze"),
+        clients[0].call("POST", "/v1/transfers/batch", batch(False)),
+    ]
+    replies = await asyncio.gather(*calls)
+    for reply in replies:
+        assert reply.status in (200, 201), reply.body
+    statuses = [r["status"] for r in replies[0].body["results"]]
+    assert statuses[75] == 422 and replies[0].body["results"][75]["error"]["code"] == "version_mismatch"
+    for reply in (replies[0], replies[1], replies[6]):
+        assert set(r["status"] for r in reply.body["results"][:-1]) <= {201, 422}
+        last = reply.body["results"][-1]
+        assert last["status"] in (201, 422) and (last["status"] == 201 or last["error"]["code"] == "account_frozen")
+    await assert_verified(db, setup.headers["X-Tenant-Id"])
+    entries = await db.fetchval(
+        "SELECT count(*) FROM account_entries WHERE tenant_id = $1", uuid.UUID(setup.headers["X-Tenant-Id"])
+    )
+    applied = sum(
+        1 for reply in (replies[0], replies[1], replies[6]) for r in reply.body["results"] if r["status"] == 201
+    )
+    # Two entries per applied batch item, the seed and the reversal; three for the transaction.
+    assert entries == 2 * applied + 2 + 2 + 3
