@@ -20,6 +20,8 @@ Checks (each a named kind in the report):
   ``credits_posted``, and likewise for the pending counters.
 - ``limits``: no account's current counters break its limit flags (with its overdraft limit and
   the allowance a lowered limit left), and a closed account holds nothing.
+- ``chain`` and ``journal``: every tenant's event hash chain, and that each object is what its
+  newest event says (:mod:`.verify_chain`; incremental from the last checkpoint unless ``--full``).
 - ``expiry``: no pending transfer or transaction more than ``expiry_grace_seconds`` past its
   ``expires_at`` still holds its reservation (the sweep releases them within milliseconds; reads
   never show them).
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field
 import asyncpg
 import msgspec
 
+from services.ledger import verify_chain
 from shared.settings import get_settings
 
 # Every movement of an account, recomputed from the transfers and transactions themselves (not from
@@ -228,9 +231,12 @@ class Report:
         self.discrepancies.append({"kind": kind, "detail": detail})
 
 
-async def verify(conn: asyncpg.Connection, expiry_grace_seconds: float = 5.0) -> Report:
+async def verify(conn: asyncpg.Connection, expiry_grace_seconds: float = 5.0, full: bool = False) -> Report:
+    """Check everything in one snapshot; the chains from their last checkpoint unless ``full``."""
     report = Report()
     async with conn.transaction(isolation="repeatable_read", readonly=True):
+        intact = await verify_chain.check_chains(conn, report.add, full)
+        await verify_chain.check_journal(conn, report.add, full)
         sizes = await conn.fetchrow(SIZES)
         assert sizes is not None
         report.accounts, report.transfers = sizes["accounts"], sizes["transfers"]
@@ -291,13 +297,16 @@ async def verify(conn: asyncpg.Connection, expiry_grace_seconds: float = 5.0) ->
                 "expiry",
                 f"{row['kind']} {row['id']} (tenant {row['tenant_id']}) still reserved, expired at {row['expires_at']}",
             )
+    if report.ok:
+        # Only a clean run moves the checkpoints: the next incremental run starts where this ended.
+        await verify_chain.advance_checkpoints(conn, intact)
     return report
 
 
-async def run(database_url: str, expiry_grace_seconds: float) -> Report:
+async def run(database_url: str, expiry_grace_seconds: float, full: bool = False) -> Report:
     conn = await asyncpg.connect(database_url)
     try:
-        return await verify(conn, expiry_grace_seconds)
+        return await verify(conn, expiry_grace_seconds, full)
     finally:
         await conn.close()
 
@@ -307,8 +316,11 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="admin verify", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.add_argument("--expiry-grace", type=float, default=5.0, help="seconds a due reservation may linger")
+    parser.add_argument(
+        "--full", action="store_true", help="re-check every event chain from its start, not from the last checkpoint"
+    )
     args = parser.parse_args(argv)
-    report = asyncio.run(run(get_settings().database_url, args.expiry_grace))
+    report = asyncio.run(run(get_settings().database_url, args.expiry_grace, args.full))
     if args.json:
         print(
             msgspec.json.encode(

@@ -44,7 +44,11 @@ def _database(name: str) -> str:
 def admin_verify(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": database_url}
     return subprocess.run(
-        [str(ROOT / "scripts" / "admin"), "verify", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+        [str(ROOT / "scripts" / "admin"), "verify", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
 
@@ -65,8 +69,14 @@ async def ledger() -> AsyncIterator[Ledger]:
         bank, alice, bob = accounts
 
         def transfer(debit: uuid.UUID, credit: uuid.UUID, amount: int, **extra: object) -> TransferCreate:
-            return TransferCreate(id=uuid.uuid4(), debit_account_id=debit, credit_account_id=credit, amount=amount,
-                                  currency="USD", **extra)  # type: ignore[arg-type]
+            return TransferCreate(
+                id=uuid.uuid4(),
+                debit_account_id=debit,
+                credit_account_id=credit,
+                amount=amount,
+                currency="USD",
+                **extra,
+            )  # type: ignore[arg-type]
 
         held, posted, voided = (transfer(alice, bob, 10, pending=True, timeout_seconds=3600) for _ in range(3))
         requests = [
@@ -104,7 +114,11 @@ async def test_counter_changed_by_sql_is_named(ledger: Ledger) -> None:
     assert "3 discrepancies" in result.stdout, result.stdout
     lines = result.stdout.splitlines()
     counters = [line for line in lines if "[counters]" in line]
-    assert len(counters) == 1 and str(bob) in counters[0] and "stores 0/5/0/10 but its transfers and transactions sum to 0/4/0/10" in counters[0], result.stdout
+    assert (
+        len(counters) == 1
+        and str(bob) in counters[0]
+        and "stores 0/5/0/10 but its transfers and transactions sum to 0/4/0/10" in counters[0]
+    ), result.stdout
     balance = [line for line in lines if "[balance]" in line]
     assert len(balance) == 1 and str(ledger.tenant) in balance[0] and "USD" in balance[0], result.stdout
     report = json.loads((await asyncio.to_thread(admin_verify, ledger.url, "--json")).stdout)
@@ -119,3 +133,50 @@ async def test_reservation_held_past_expiry_is_named(ledger: Ledger) -> None:
     result = await asyncio.to_thread(admin_verify, ledger.url)
     assert result.returncode == 1, result.stdout
     assert f"[expiry] transfer {ledger.pending}" in result.stdout, result.stdout
+
+
+async def test_altered_event_is_named_as_the_first_broken_link(ledger: Ledger) -> None:
+    seq = await ledger.conn.fetchval(
+        "SELECT min(seq) FROM events WHERE tenant_id = $1 AND type = 'transfer.posted'", ledger.tenant
+    )
+    await ledger.conn.execute(
+        """UPDATE events SET data = replace(data, '"posted_amount":4', '"posted_amount":5')
+            WHERE tenant_id = $1 AND seq = $2""",
+        ledger.tenant,
+        seq,
+    )
+    result = await asyncio.to_thread(admin_verify, ledger.url)
+    assert result.returncode == 1, result.stdout
+    assert f"[chain] tenant {ledger.tenant}: event {seq}: its hash does not match its content" in result.stdout
+
+
+async def test_row_changed_behind_the_journal_is_named(ledger: Ledger) -> None:
+    await ledger.conn.execute('UPDATE transfers SET metadata = \'{"note": "edited"}\' WHERE id = $1', ledger.pending)
+    result = await asyncio.to_thread(admin_verify, ledger.url)
+    assert result.returncode == 1, result.stdout
+    assert f"[journal] transfer {ledger.pending} (tenant {ledger.tenant}) is not what its newest event" in result.stdout
+
+
+async def test_incremental_by_default_full_on_request(ledger: Ledger) -> None:
+    assert (await asyncio.to_thread(admin_verify, ledger.url)).returncode == 0
+    checked = await ledger.conn.fetchval("SELECT seq FROM event_checkpoints WHERE tenant_id = $1", ledger.tenant)
+    assert checked == await ledger.conn.fetchval("SELECT max(seq) FROM events WHERE tenant_id = $1", ledger.tenant)
+    # An old event altered after it was verified: the incremental run starts after it ...
+    await ledger.conn.execute(
+        "UPDATE events SET occurred_at = occurred_at + interval '1 second' WHERE tenant_id = $1 AND seq = 2",
+        ledger.tenant,
+    )
+    assert (await asyncio.to_thread(admin_verify, ledger.url)).returncode == 0
+    # ... and --full replays every chain from the start.
+    full = await asyncio.to_thread(admin_verify, ledger.url, "--full")
+    assert full.returncode == 1 and f"tenant {ledger.tenant}: event 2: its hash does not match" in full.stdout
+    # New work after the checkpoint is checked by the incremental run.
+    bank, alice, _ = ledger.accounts
+    later = TransferCreate(id=uuid.uuid4(), debit_account_id=bank, credit_account_id=alice, amount=1, currency="USD")
+    await store.apply_requests(ledger.conn, [WriteRequest([CreateTransfer(ledger.tenant, later)])])
+    newest = await ledger.conn.fetchval("SELECT max(seq) FROM events WHERE tenant_id = $1", ledger.tenant)
+    await ledger.conn.execute(
+        "UPDATE events SET type = 'transfer.voided' WHERE tenant_id = $1 AND seq = $2", ledger.tenant, newest
+    )
+    result = await asyncio.to_thread(admin_verify, ledger.url)
+    assert result.returncode == 1 and f"event {newest}: its hash does not match" in result.stdout, result.stdout
