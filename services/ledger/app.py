@@ -10,6 +10,7 @@ from litestar.types import ASGIApp
 
 from services.ledger.event_routes import ROUTES as EVENT_ROUTES
 from services.ledger.model_routes import ROUTES as MODEL_ROUTES
+from services.ledger.query_routes import ROUTES as QUERY_ROUTES
 from services.ledger.routes import ROUTES
 from services.ledger.runtime import LedgerRuntime
 from services.ledger.transfer_writes import ROUTES as TRANSFER_WRITE_ROUTES
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             *TRANSFER_WRITE_ROUTES,
             *MODEL_ROUTES,
             *EVENT_ROUTES,
+            *QUERY_ROUTES,
             *health_routes(ready),
         ],
         lifespan=[lifespan],

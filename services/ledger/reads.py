@@ -13,16 +13,10 @@ from datetime import datetime
 
 import asyncpg
 
-from services.ledger.account_store import ACCOUNT_COLUMNS, DUE_AMOUNTS, SELECT_ACCOUNT
+from services.ledger.account_store import SELECT_ACCOUNT
 from services.ledger.db import connection
 from services.ledger.state import TransactionState, TransferState
 from services.ledger.store import TRANSFER_COLUMNS, transaction_from_row, transfer_from_row
-
-LIST_ACCOUNTS = f"""
-SELECT {ACCOUNT_COLUMNS}, {DUE_AMOUNTS} FROM accounts a
-WHERE a.tenant_id = $1 AND a.pk > $2 AND ($3::text IS NULL OR a.currency = $3)
-ORDER BY a.pk LIMIT $4
-"""
 
 # Two index range scans merged, rather than one scan with OR: each side is in seq order already.
 ACCOUNT_HISTORY = f"""
@@ -33,16 +27,6 @@ SELECT * FROM (
     (SELECT {TRANSFER_COLUMNS} FROM transfers t
       WHERE t.tenant_id = $1 AND t.credit_account_id = $2 AND t.seq > $3 ORDER BY t.seq LIMIT $4)
 ) h ORDER BY h.seq LIMIT $4
-"""
-
-# A posting takes effect when it is posted (the entry's ``at``: a single-phase transfer's created_at,
-# a two-phase one's updated_at when posted); the running balances after the account's last entry
-# at or before the instant are its state then (migration 0011: ``at`` follows ``seq`` per account).
-BALANCE_AT = """
-SELECT coalesce(max(e.debits_posted), 0)::bigint AS debits_posted,
-       coalesce(max(e.credits_posted), 0)::bigint AS credits_posted
-  FROM (SELECT debits_posted, credits_posted FROM account_entries
-         WHERE tenant_id = $1 AND account_id = $2 AND at <= $3 ORDER BY seq DESC LIMIT 1) e
 """
 
 # Existence and normal balance only: the history and balance-at routes need no counters.
@@ -63,13 +47,6 @@ async def account_normal_balance(conn: asyncpg.Connection, tenant_id: uuid.UUID,
     return value
 
 
-async def list_accounts(
-    conn: asyncpg.Connection, tenant_id: uuid.UUID, currency: str | None, after_pk: int, limit: int
-) -> list[asyncpg.Record]:
-    """Up to ``limit`` accounts of the tenant after ``after_pk``, oldest first."""
-    return await conn.fetch(LIST_ACCOUNTS, tenant_id, after_pk, currency, limit)
-
-
 async def account_history(
     conn: asyncpg.Connection, tenant_id: uuid.UUID, account_id: uuid.UUID, after_seq: int, limit: int
 ) -> tuple[list[TransferState], datetime]:
@@ -78,14 +55,6 @@ async def account_history(
         rows = await conn.fetch(ACCOUNT_HISTORY, tenant_id, account_id, after_seq, limit)
         now = await conn.fetchval("SELECT clock_timestamp()")
     return [transfer_from_row(r) for r in rows], now
-
-
-async def balance_at(
-    conn: asyncpg.Connection, tenant_id: uuid.UUID, account_id: uuid.UUID, at: datetime
-) -> asyncpg.Record:
-    row = await conn.fetchrow(BALANCE_AT, tenant_id, account_id, at)
-    assert row is not None
-    return row
 
 
 async def get_transfer(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -22,7 +21,6 @@ from services.ledger.present import (
     decode_cursor,
     encode_cursor,
     problem_of,
-    rfc3339,
     transfer_of,
 )
 from services.ledger.rules import CreateTransfer, Outcome, WriteRequest
@@ -31,7 +29,6 @@ from services.ledger.schemas import (
     CURRENCY_PATTERN,
     MAX_BATCH_ITEMS,
     AccountCreate,
-    BalanceAt,
     BatchCreate,
     BatchData,
     BatchItemResult,
@@ -39,7 +36,6 @@ from services.ledger.schemas import (
     BatchShape,
     ItemError,
     Page,
-    PostedBalance,
 )
 from shared.errors import ErrorCode, ErrorItem, ProblemError
 from shared.http import INTERNAL_TOKEN_HEADER, KEY_HEADER, key_id_header, require_internal_token
@@ -106,23 +102,6 @@ async def create_account(request: Request[Any, Any, Any]) -> Response[bytes]:
     return json_response(account_from_row(row), status)
 
 
-@get("/v1/accounts")
-async def list_accounts(request: Request[Any, Any, Any]) -> Response[bytes]:
-    tenant = tenant_of(request)
-    limit = _limit(request)
-    secret = await reads.cursor_secret(_runtime(request).pool)
-    after = decode_cursor("a", request.query_params.get("cursor"), tenant, secret)
-    currency = request.query_params.get("currency")
-    if currency is not None and not _CURRENCY.fullmatch(currency):
-        raise ProblemError(ErrorCode.INVALID_REQUEST, "currency must match ^[A-Z][A-Z0-9]{2,11}$", field="currency")
-    async with connection(_runtime(request).pool) as conn:
-        rows = await reads.list_accounts(conn, tenant, currency, after, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor("a", rows[-1]["pk"], tenant, secret) if more else None
-    return json_response(Page(data=[account_from_row(r) for r in rows], next_cursor=next_cursor))
-
-
 @get("/v1/accounts/{account_id:str}")
 async def get_account(request: Request[Any, Any, Any], account_id: str) -> Response[bytes]:
     tenant = tenant_of(request)
@@ -149,37 +128,6 @@ async def account_transfers(request: Request[Any, Any, Any], account_id: str) ->
     transfers = transfers[:limit]
     next_cursor = encode_cursor("h", transfers[-1].seq, tenant, secret) if more else None
     return json_response(Page(data=[transfer_of(t, now) for t in transfers], next_cursor=next_cursor))
-
-
-@get("/v1/accounts/{account_id:str}/balances")
-async def account_balance_at(request: Request[Any, Any, Any], account_id: str) -> Response[bytes]:
-    tenant = tenant_of(request)
-    key = _uuid_param(account_id, "account_id")
-    raw_at = request.query_params.get("at")
-    try:
-        at = msgspec.convert(raw_at, datetime) if raw_at else None
-        # An offset can push year 1 or 9999 out of datetime's range once in UTC.
-        at = at.astimezone(UTC) if at is not None and at.tzinfo is not None else None
-    except (msgspec.ValidationError, OverflowError):
-        at = None
-    if at is None:
-        raise ProblemError(ErrorCode.INVALID_REQUEST, "at must be an RFC 3339 timestamp with a time zone", field="at")
-    async with connection(_runtime(request).pool) as conn:
-        normal_balance = await reads.account_normal_balance(conn, tenant, key)
-        if normal_balance is None:
-            raise ProblemError(ErrorCode.ACCOUNT_NOT_FOUND, "no such account")
-        row = await reads.balance_at(conn, tenant, key, at)
-    debits, credits = row["debits_posted"], row["credits_posted"]
-    posted = debits - credits if normal_balance == "debit" else credits - debits
-    return json_response(
-        BalanceAt(
-            account_id=key,
-            at=rfc3339(at),
-            debits_posted=debits,
-            credits_posted=credits,
-            balances=PostedBalance(posted=posted),
-        )
-    )
 
 
 # -- transfers -----------------------------------------------------------------------------------
@@ -256,10 +204,8 @@ async def get_transfer(request: Request[Any, Any, Any], transfer_id: str) -> Res
 
 ROUTES = [
     create_account,
-    list_accounts,
     get_account,
     account_transfers,
-    account_balance_at,
     create_batch,
     get_transfer,
 ]

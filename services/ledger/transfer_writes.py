@@ -19,6 +19,7 @@ from litestar import Request, Response, asgi, post
 from litestar.types import Receive, Scope, Send
 
 from services.ledger.intake import Kind, answer, prepare, refused
+from services.ledger.query_routes import list_transfers_asgi
 from services.ledger.rules import Outcome, WriteRequest
 from services.ledger.runtime import LedgerRuntime
 from shared import transfer_group
@@ -67,6 +68,9 @@ def _authorised_post(scope: Scope) -> LedgerRuntime:
 
 @asgi("/v1/transfers", copy_scope=False)
 async def create_transfer(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope.get("method") == "GET":  # GET /v1/transfers: the filtered list (query_routes)
+        await list_transfers_asgi(scope, receive, send)
+        return
     try:
         runtime = _authorised_post(scope)
         tenant = _tenant(header(scope, _TENANT))
