@@ -4,6 +4,8 @@
     ./scripts/admin create-api-key TENANT_ID  -> {"tenant_id", "key_id", "api_key"}
     ./scripts/admin revoke-api-key KEY_ID     -> {"key_id", "revoked": true}
     ./scripts/admin verify [...]              -> the ledger's invariant check (services.ledger.verify)
+    ./scripts/admin events --tenant T [--after N] [--follow]
+                                              -> the tenant's events, one JSON object per line
 
 It talks to DynamoDB directly (creating the tables first when ``DYNAMODB_ENDPOINT_URL`` points at a
 local endpoint), and to Redis for revocation, so it works whether or not the services run. The
@@ -14,11 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import msgspec
 from botocore.exceptions import BotoCoreError
 
@@ -26,6 +31,7 @@ from services.session.app import session_service
 from services.session.cache import CacheUnavailable, SessionCache
 from services.session.service import SessionService, UnknownKey, UnknownTenant
 from services.session.store import SessionStore, StoreUnavailable
+from shared.credentials import database_password
 from shared.redis_client import open_redis
 from shared.settings import Settings, get_settings
 
@@ -108,15 +114,85 @@ def verify(argv: list[str]) -> int:
     return int(result or 0)
 
 
+EVENTS_PAGE = 1000
+EVENTS_RECHECK_SECONDS = 1.0
+"""``events --follow`` re-reads at least this often, whether or not a commit notification arrived."""
+
+
+async def _print_events(dsn: str, tenant: uuid.UUID, after: int, follow: bool) -> int:
+    """Prints the tenant's events after ``after`` in seq order; with ``follow``, then waits for more.
+
+    Reads committed rows only, and per tenant commit order is seq order (migration 0013), so
+    continuing from the last seq printed never skips one. Commits are noticed through the journal's
+    notifications (LISTEN ledger_events), or at the latest after EVENTS_RECHECK_SECONDS.
+    """
+    from services.ledger.journal import read_events  # the ledger's own reader, as GET /v1/events
+
+    conn = await asyncpg.connect(dsn, password=database_password(dsn))
+    committed = asyncio.Event()
+    try:
+        if follow:
+            prefix = f"{tenant}:"
+            await conn.add_listener(
+                "ledger_events", lambda _c, _p, _ch, payload: committed.set() if payload.startswith(prefix) else None
+            )
+        while True:
+            committed.clear()  # before reading: a commit during the read wakes the next wait
+            events = await read_events(conn, tenant, after, EVENTS_PAGE)
+            for event in events:
+                sys.stdout.write(msgspec.json.encode(event).decode() + "\n")
+                after = event.seq
+            sys.stdout.flush()
+            if len(events) == EVENTS_PAGE:
+                continue
+            if not follow:
+                return 0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(committed.wait(), EVENTS_RECHECK_SECONDS)
+    finally:
+        await conn.close()
+
+
+def events(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="./scripts/admin events",
+        description="Print a tenant's events (GET /v1/events objects) as JSON lines in seq order, "
+        "reading the ledger database (DATABASE_URL) directly.",
+    )
+    parser.add_argument("--tenant", required=True, help="the tenant's id (a UUID)")
+    parser.add_argument("--after", type=int, default=0, help="print the events with a seq above this (default 0)")
+    parser.add_argument(
+        "--follow", action="store_true", help="then keep printing events as they commit, until interrupted"
+    )
+    args = parser.parse_args(argv)
+    try:
+        tenant = uuid.UUID(args.tenant)
+    except ValueError:
+        return _fail("--tenant must be a UUID", 2)
+    if args.after < 0:
+        return _fail("--after must be 0 or more", 2)
+    try:
+        return asyncio.run(_print_events(get_settings().database_url, tenant, args.after, args.follow))
+    except KeyboardInterrupt:
+        return 0
+    except BrokenPipeError:  # the reader went away (| head): not an error
+        return 0
+    except (OSError, asyncpg.PostgresError) as exc:
+        return _fail(f"the ledger database is unavailable: {exc}")
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["verify"]:
         return verify(argv[1:])
+    if argv[:1] == ["events"]:
+        return events(argv[1:])
     parser = argparse.ArgumentParser(prog="./scripts/admin", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("create-tenant", help="create a tenant and its first API key").add_argument("name")
     commands.add_parser("create-api-key", help="create another API key for a tenant").add_argument("tenant_id")
     commands.add_parser("revoke-api-key", help="revoke an API key and its sessions").add_argument("key_id")
     commands.add_parser("verify", help="check the ledger's invariants (reads PostgreSQL directly)")
+    commands.add_parser("events", help="print a tenant's events as JSON lines; --follow for new ones")
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.command == "create-tenant":

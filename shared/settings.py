@@ -281,6 +281,40 @@ class Settings:
     """Session service: most sessions one API key may have live (not expired, not revoked) at once;
     a login beyond it is 429 ``rate_limited`` until one ends."""
 
+    # -- Webhooks (issue 12; docs/webhooks.md) -------------------------------------------------------
+
+    webhook_allow_private_urls: bool = field(default_factory=lambda: _env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False))
+    """Ledger: accept webhook URLs resolving to private, loopback, link-local or reserved addresses,
+    and deliver to them. Never in AWS; tests and local demos set it (their receivers run on loopback)."""
+
+    webhook_require_https: bool = field(
+        default_factory=lambda: _env_bool("WEBHOOK_REQUIRE_HTTPS", bool(os.environ.get("AWS_EXECUTION_ENV")))
+    )
+    """Ledger: accept only ``https`` webhook URLs. Defaults to true in AWS, false locally."""
+
+    webhook_retry_base_seconds: float = field(default_factory=lambda: _env_float("WEBHOOK_RETRY_BASE_SECONDS", 5.0))
+    """Ledger: backoff of a webhook's first retry; the n-th waits a uniform random time up to
+    ``base * 2**(n-1)`` (full jitter), at most ``WEBHOOK_RETRY_MAX_SECONDS``."""
+
+    webhook_retry_max_seconds: float = field(default_factory=lambda: _env_float("WEBHOOK_RETRY_MAX_SECONDS", 3600.0))
+    """Ledger: longest backoff between two attempts of one webhook delivery."""
+
+    webhook_give_up_seconds: float = field(default_factory=lambda: _env_float("WEBHOOK_GIVE_UP_SECONDS", 86_400.0))
+    """Ledger: how long an endpoint keeps failing before it is marked ``failing`` and deliveries to
+    it stop (the contract says at least 24 hours; tests shorten it)."""
+
+    webhook_poll_interval_seconds: float = field(
+        default_factory=lambda: _env_float("WEBHOOK_POLL_INTERVAL_SECONDS", 0.5)
+    )
+    """Ledger: how often an idle delivery worker looks for endpoints with events to deliver."""
+
+    webhook_lease_seconds: float = field(default_factory=lambda: _env_float("WEBHOOK_LEASE_SECONDS", 30.0))
+    """Ledger: how long a process holds an endpoint between renewals (at least 15 s, longer than an
+    attempt); after a crash another process resumes its deliveries once the lease has expired."""
+
+    webhook_max_concurrency: int = field(default_factory=lambda: _env_int("WEBHOOK_MAX_CONCURRENCY", 32))
+    """Ledger: endpoints one process delivers to at once (one request in flight per endpoint)."""
+
     def ledger_base_url(self) -> str:
         return self.ledger_url or f"http://127.0.0.1:{self.ledger_port}"
 

@@ -14,6 +14,7 @@ from services.ledger.query_routes import ROUTES as QUERY_ROUTES
 from services.ledger.routes import ROUTES
 from services.ledger.runtime import LedgerRuntime
 from services.ledger.transfer_writes import ROUTES as TRANSFER_WRITE_ROUTES
+from services.ledger.webhooks.routes import ROUTES as WEBHOOK_ROUTES
 from shared.metrics import Emitter
 from shared.settings import Settings, get_settings
 from shared.tracing import instrument_app
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             *TRANSFER_WRITE_ROUTES,
             *MODEL_ROUTES,
             *EVENT_ROUTES,
+            *WEBHOOK_ROUTES,
             *QUERY_ROUTES,
             *health_routes(ready),
         ],

@@ -14,6 +14,7 @@ from services.ledger.committer import GroupCommitter
 from services.ledger.db import DATABASE_DOWN, connection, create_pool
 from services.ledger.journal import EventWaiters
 from services.ledger.verify import verify
+from services.ledger.webhooks.worker import DeliveryWorker, WebhookConfig
 from shared.errors import ProblemError
 from shared.metrics import VERIFIER_DISCREPANCIES, current_metrics
 from shared.settings import Settings
@@ -38,6 +39,8 @@ class LedgerRuntime:
     verifier_interval: float
     events: EventWaiters = field(init=False)
     """Wakes ``GET /v1/events?wait=`` long-polls when a tenant's events commit."""
+    webhooks: DeliveryWorker = field(init=False)
+    """Delivers the tenants' events to their webhook endpoints (services/ledger/webhooks/worker.py)."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
     @classmethod
@@ -58,6 +61,8 @@ class LedgerRuntime:
         )
         runtime.events = EventWaiters(settings.database_url)
         await runtime.events.start()
+        runtime.webhooks = DeliveryWorker(pool, WebhookConfig.of(settings))
+        runtime.webhooks.start()
         runtime._tasks.append(asyncio.create_task(runtime._sweep_forever(), name="expiry-sweeper"))
         if runtime.verifier_interval > 0:
             runtime._tasks.append(asyncio.create_task(runtime._verify_forever(), name="verifier"))
@@ -65,6 +70,7 @@ class LedgerRuntime:
 
     async def stop(self) -> None:
         """Graceful: stop background work, let committing groups finish, then close the connections."""
+        await self.webhooks.stop()  # first: an attempt in flight finishes and commits its cursor
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
