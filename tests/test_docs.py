@@ -11,7 +11,8 @@ Checked in every ``*.md`` of ``docs/`` and in README.md:
 - **settings** (inline code that looks like an environment variable, ``NAME`` or ``NAME=value``
   or ``PREFIX_*``) are read by the settings loader or one of the other readers its docstring
   names, or are an upper-case constant the code defines or an AWS identifier stacks/ uses as a
-  string, or are listed in ``NOT_SETTINGS`` below with the reason;
+  string, or are listed in ``NOT_SETTINGS`` below with the reason; a default stated as
+  ``NAME`` (8000) is the settings loader's;
 - **commands**: in tests/test_docs_commands.py.
 
 Names that are about the future or about AWS only are whitelisted explicitly, with the reason; a
@@ -64,6 +65,7 @@ SECTION_HOMES = {
 SPAN = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+(?:_\*)?$|^[A-Z][A-Z0-9]*_\*$")
 ENV_ASSIGNMENT = re.compile(r"^([A-Z][A-Z0-9_]*)=\S*$")
+DEFAULT = re.compile(r"`([A-Z][A-Z0-9_]+)` \((\d+(?:\.\d+)?)(?=[),])")
 ADR = re.compile(r"\bADRs? ((?:\d{4}(?:, | and | or |/))*\d{4})")
 DOTTED = re.compile(r"^((?:shared|services|stacks|cli|tests)(?:\.\w+)+)(?:\(\))?$")
 CODE_DIRS = ("shared", "services", "stacks", "cli", "tests")
@@ -191,6 +193,19 @@ def known_settings() -> frozenset[str]:
     return frozenset(names)
 
 
+@cache
+def numeric_defaults() -> dict[str, float]:
+    """``NAME`` -> the default the settings loader gives it, for literal numeric defaults."""
+    defaults = {}
+    for node in ast.walk(ast.parse(SETTINGS.read_text())):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("_env_"):
+            name, default = node.args[0], node.args[1] if len(node.args) > 1 else None
+            number = default.value if isinstance(default, ast.Constant) else None
+            if isinstance(name, ast.Constant) and isinstance(number, int | float) and not isinstance(number, bool):
+                defaults[str(name.value)] = float(number)
+    return defaults
+
+
 def is_known_setting(name: str) -> bool:
     known = known_settings()
     if name.endswith("_*"):
@@ -282,6 +297,13 @@ def document_problems(doc: Path) -> list[str]:
             if problem := setting_problem(token.strip(",;()")):
                 problems.append(f"{relative(doc)}:{number}: {problem}")
     for number, line, _, fenced in lines_of(doc):
+        # "`NAME` (8000)" states a default: it must be the loader's.
+        for name, value in [] if fenced else DEFAULT.findall(line):
+            if name in numeric_defaults() and float(value) != numeric_defaults()[name]:
+                problems.append(
+                    f"{relative(doc)}:{number}: `{name}` ({value}), but shared/settings.py's default is "
+                    f"{numeric_defaults()[name]:g}"
+                )
         # NAME=value words that start a command line of a fenced block (shell variables are not).
         leading = re.match(r"\s*((?:[A-Z][A-Z0-9_]*=[^\s$()]*\s+)+)(?:\./scripts/|\.venv/|uv |python)", line)
         leading = leading if fenced else None
