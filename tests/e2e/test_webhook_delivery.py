@@ -103,6 +103,7 @@ async def test_sigkill_of_the_delivering_process_loses_nothing(receiver: Receive
             async with aiohttp.ClientSession() as http:
                 tenant = str(uuid.uuid4())
                 clients = [client_for(http, p, tenant) for p in (first, second)]
+                receiver.delay = 0.02  # slower than the writer: a backlog, so the endpoint stays leased
                 endpoint = await create_endpoint(clients[0], receiver.url("stream"), ["transfer.*", "account.*"])
                 a, b = await clients[0].create_account(), await clients[1].create_account()
                 writer = asyncio.create_task(write_transfers(clients, a["id"], b["id"], TRANSFERS))
@@ -112,6 +113,8 @@ async def test_sigkill_of_the_delivering_process_loses_nothing(receiver: Receive
                 assert holder == victim.process.pid  # type: ignore[union-attr]
                 before = len(receiver.got["stream"])
                 await asyncio.to_thread(victim.kill)
+                # The lease still names the victim: it was the one delivering when it died.
+                assert await lease_holder(dsn, endpoint["id"]) == victim.process.pid  # type: ignore[union-attr]
                 written = await writer
                 assert written == TRANSFERS
                 survivor_client = client_for(http, survivor, tenant)
@@ -142,6 +145,7 @@ async def test_graceful_restart_delivers_nothing_twice(receiver: Receiver, dsn: 
                 client = client_for(http, process, tenant)
                 endpoint = await create_endpoint(client, receiver.url("deploy"), ["transfer.created"])
                 a, b = await client.create_account(), await client.create_account()
+                receiver.delay = 0.1  # about 6 s of stream: the stop surely comes in the middle of it
                 assert await write_transfers([client], a["id"], b["id"], 60) == 60
                 await receiver.wait_for(lambda: len(receiver.got["deploy"]) >= 10, "the stream to start")
                 # In a thread: the receiver runs on this event loop and must answer meanwhile.
