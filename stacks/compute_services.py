@@ -21,6 +21,10 @@ TRACE_SAMPLE_RATIO = "0.05"
 """Share of public requests traced (``OTEL_TRACES_SAMPLER_ARG``; the gateway decides, the internal
 services follow). docs/performance.md measures what a ratio costs; ADR 0050 explains the choice."""
 
+WEBHOOK_ENVIRONMENT = {"WEBHOOK_REQUIRE_HTTPS": "true", "WEBHOOK_ALLOW_PRIVATE_URLS": "false"}
+"""The ledger's webhook settings in AWS (shared/settings.py; docs/webhooks.md): https only, no
+private, loopback or link-local destinations, whatever the defaults are."""
+
 INDEXED_SPAN_ATTRIBUTES = ("ledger.transfer_id", "ledger.operation", "ledger.group.size")
 """Span attributes the collector turns into X-Ray annotations, searchable in filter expressions as
 ``annotation.ledger_transfer_id = "..."`` (docs/runbooks.md)."""
@@ -98,6 +102,10 @@ def _environment(t: Template, platform: PlatformConfig, svc: ServiceSpec) -> lis
         # the server's certificate is verified against the RDS CA bundle in the image (ADR 0107).
         values["DATABASE_URL"] = database_url(t, platform, platform.database_app_username)
         values["DATABASE_IAM_AUTH"] = "true"
+        # Webhooks (issue 12): only https URLs, never ones resolving to private, loopback or
+        # link-local addresses. The ledger's security group lets its tasks out on 443 only
+        # (stacks/security.py); these make the service refuse anything else before it connects.
+        values.update(WEBHOOK_ENVIRONMENT)
     return [ecs.Environment(Name=name, Value=values[name]) for name in sorted(values)]
 
 

@@ -179,7 +179,19 @@ def _security_groups(t: Template, platform: PlatformConfig) -> None:
     allow("Ledger", "Database", platform.database_port, "Ledger to Aurora PostgreSQL")
     allow("Gateway", "Redis", platform.redis_port, "Gateway to Redis (idempotency, rate limits)")
     allow("Session", "Redis", platform.redis_port, "Session to Redis (session cache)")
-    for svc in ("Gateway", "Ledger", "Session"):
+    # The only egress to addresses outside the VPC: TCP 443, for every service. The ledger's rule
+    # also carries its webhook deliveries to tenant URLs (issue 12: egress on 443 only), through
+    # the NAT gateway of its AZ. A second rule with the same protocol, port and CIDR would be a
+    # duplicate EC2 refuses, so this one says so (same logical id: a description updates in
+    # place). The VPC has no IPv6 CIDR, hence no ::/0 rule. The ledger's task definition sets
+    # WEBHOOK_REQUIRE_HTTPS and WEBHOOK_ALLOW_PRIVATE_URLS (stacks/compute_services.py).
+    https_purposes = {
+        "Gateway": "HTTPS to AWS APIs (VPC endpoints, gateway endpoints, NAT)",
+        "Ledger": "HTTPS to AWS APIs (VPC endpoints, gateway endpoints, NAT) and webhook delivery "
+        "to tenant endpoints on the internet through NAT (issue 12)",
+        "Session": "HTTPS to AWS APIs (VPC endpoints, gateway endpoints, NAT)",
+    }
+    for svc, description in https_purposes.items():
         t.add_resource(
             ec2.SecurityGroupEgress(
                 f"{svc}HttpsEgress",
@@ -188,7 +200,7 @@ def _security_groups(t: Template, platform: PlatformConfig) -> None:
                 FromPort=443,
                 ToPort=443,
                 CidrIp="0.0.0.0/0",
-                Description="HTTPS to AWS APIs (VPC endpoints, gateway endpoints, NAT)",
+                Description=description,
             )
         )
     add_export(t, SecurityExports.ALB_SG, Ref(groups["Alb"]))
