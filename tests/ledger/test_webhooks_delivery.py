@@ -91,7 +91,8 @@ async def test_signed_in_order_and_filtered(
     client = client_for(http, ledger)
     transfers_ep = await create_endpoint(client, receiver.url("transfers"), ["transfer.*"])
     accounts_ep = await create_endpoint(client, receiver.url("accounts"), ["account.created"])
-    everything_ep = await create_endpoint(client, receiver.url("all"), ["account.*", "transfer.created"])
+    mixed_ep = await create_endpoint(client, receiver.url("all"), ["account.*", "transfer.created"])
+    every_ep = await create_endpoint(client, receiver.url("every"), ["*"])
     a, b = await client.create_account(), await client.create_account()
     replies = await asyncio.gather(*(client.transfer(a["id"], b["id"], 1 + i) for i in range(40)))
     assert all(r.status == 201 for r in replies)
@@ -104,13 +105,19 @@ async def test_signed_in_order_and_filtered(
         "transfers": [e["seq"] for e in journal if e["type"].startswith("transfer.")],
         "accounts": [e["seq"] for e in journal if e["type"] == "account.created"],
         "all": [e["seq"] for e in journal if e["type"].startswith("account.") or e["type"] == "transfer.created"],
+        "every": [e["seq"] for e in journal],
     }
     assert len(expected["transfers"]) == 42 and len(expected["accounts"]) == 2 and len(expected["all"]) == 43
     for name, seqs in expected.items():
         await receiver.wait_for(lambda name=name, seqs=seqs: len(receiver.got[name]) >= len(seqs), f"{name} events")
     await asyncio.sleep(0.3)  # nothing more arrives
     by_seq = {e["seq"]: e for e in journal}
-    secrets = {"transfers": transfers_ep["secret"], "accounts": accounts_ep["secret"], "all": everything_ep["secret"]}
+    secrets = {
+        "transfers": transfers_ep["secret"],
+        "accounts": accounts_ep["secret"],
+        "all": mixed_ep["secret"],
+        "every": every_ep["secret"],
+    }
     for name, seqs in expected.items():
         assert receiver.seqs(name) == seqs, name  # every matching event, once, in seq order
         for received in receiver.got[name]:

@@ -156,7 +156,8 @@ async def matching_events(
     rows = await conn.fetch(
         """SELECT seq, type, occurred_at, data, prev_hash, hash FROM events
             WHERE tenant_id = $1 AND seq > $2 AND seq <= $3
-              AND (type = ANY($4::text[]) OR split_part(type, '.', 1) || '.*' = ANY($4::text[]))
+              AND ('*' = ANY($4::text[]) OR type = ANY($4::text[])
+                   OR split_part(type, '.', 1) || '.*' = ANY($4::text[]))
             ORDER BY seq LIMIT $5""",
         tenant_id,
         after,
