@@ -21,7 +21,8 @@ from dataclasses import replace
 
 import msgspec
 
-from services.ledger.rules import ChangeAccount, Outcome, fail, versions_match
+from services.ledger.operations import ChangeAccount, Outcome, fail
+from services.ledger.rules import versions_match
 from services.ledger.state import LedgerState
 from shared.errors import ErrorCode
 

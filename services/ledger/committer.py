@@ -1,6 +1,6 @@
 """Group commit: concurrent write requests share one database transaction.
 
-Callers :meth:`GroupCommitter.submit` a :class:`~services.ledger.rules.WriteRequest` (or
+Callers :meth:`GroupCommitter.submit` a :class:`~services.ledger.operations.WriteRequest` (or
 :meth:`~GroupCommitter.submit_many` an ordered list, for a coalesced group from the gateway) and
 await its outcomes. Requests queue in arrival order and leave together as groups of up to
 ``max_items`` operations; at most ``max_inflight`` groups commit at once, each in its own
@@ -35,7 +35,7 @@ import asyncpg
 
 from services.ledger import spans, store
 from services.ledger.db import DATABASE_DOWN, connection
-from services.ledger.rules import ChangeAccount, CreateTransaction, CreateTransfer, Outcome, WriteRequest
+from services.ledger.operations import ChangeAccount, CreateTransaction, CreateTransfer, Outcome, WriteRequest
 from services.ledger.state import Key
 from shared.errors import ProblemError
 from shared.metrics import GROUP_SIZE, TRANSFERS_COMMITTED, current_metrics

@@ -8,7 +8,7 @@ Both ways a transfer write reaches the ledger go through here, so they cannot dr
 
 :func:`prepare` decodes and validates exactly as the lone route always did (media type, schema,
 duplicate keys, the path's UUID) and raises :class:`~shared.errors.ProblemError` for bad input;
-:func:`answer` turns the committed :class:`~services.ledger.rules.Outcome` into the status and
+:func:`answer` turns the committed :class:`~services.ledger.operations.Outcome` into the status and
 body the lone route answers. Only the request id inside a problem body differs per item, and it
 is the item's own (the client's), so a grouped item's response is byte-for-byte a lone one's.
 """
@@ -20,8 +20,8 @@ from enum import IntEnum
 
 import msgspec
 
+from services.ledger.operations import CreateTransfer, Outcome, PostPending, VoidPending, WriteRequest
 from services.ledger.present import problem_of, transfer_of
-from services.ledger.rules import CreateTransfer, Outcome, PostPending, VoidPending, WriteRequest
 from services.ledger.schemas import EmptyBody, PendingPost, TransferCreate
 from shared.asgi import problem_body
 from shared.errors import PROBLEM_MEDIA_TYPE, ErrorCode, ProblemError

@@ -20,9 +20,7 @@ from litestar import Request, Response, get, patch, post
 
 from services.ledger import reads
 from services.ledger.db import connection
-from services.ledger.present import account_of, problem_of, transaction_of, transfer_of
-from services.ledger.routes import tenant_of
-from services.ledger.rules import (
+from services.ledger.operations import (
     ChangeAccount,
     CreateTransaction,
     Operation,
@@ -32,6 +30,8 @@ from services.ledger.rules import (
     ReverseTransfer,
     WriteRequest,
 )
+from services.ledger.present import account_of, problem_of, transaction_of, transfer_of
+from services.ledger.routes import tenant_of
 from services.ledger.runtime import LedgerRuntime
 from services.ledger.schemas import AccountPatch, EmptyBody, TransactionCreate, TransactionReverse, TransferReverse
 from shared.errors import ErrorCode, ProblemError

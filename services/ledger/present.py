@@ -17,7 +17,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from services.ledger.rules import Outcome
+from services.ledger.operations import Outcome
 from services.ledger.schemas import Account, AccountFlags, Entry, Transaction, Transfer, balances_of
 from services.ledger.state import AccountState, TransactionState, TransferState
 from shared.errors import ErrorCode, ErrorItem, ProblemError

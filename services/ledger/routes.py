@@ -16,6 +16,7 @@ from litestar import Request, Response, get, post
 
 from services.ledger import account_store, reads
 from services.ledger.db import connection
+from services.ledger.operations import CreateTransfer, Outcome, WriteRequest
 from services.ledger.present import (
     account_from_row,
     decode_cursor,
@@ -23,7 +24,6 @@ from services.ledger.present import (
     problem_of,
     transfer_of,
 )
-from services.ledger.rules import CreateTransfer, Outcome, WriteRequest
 from services.ledger.runtime import LedgerRuntime
 from services.ledger.schemas import (
     CURRENCY_PATTERN,

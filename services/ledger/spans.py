@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
-from services.ledger.rules import CreateTransfer, Outcome, PostPending, VoidPending, WriteRequest
+from services.ledger.operations import CreateTransfer, Outcome, PostPending, VoidPending, WriteRequest
 from shared import tracing
 
 _NO_SPAN: AbstractContextManager[Any] = nullcontext()

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from services.ledger import rules, spans
-from services.ledger.rules import (
+from services.ledger.operations import (
     CreateTransaction,
     CreateTransfer,
     Outcome,

@@ -20,16 +20,8 @@ from collections import defaultdict
 from dataclasses import replace
 from datetime import timedelta
 
-from services.ledger.rules import (
-    CreateTransaction,
-    Outcome,
-    ResolveTransaction,
-    ReverseTransaction,
-    fail,
-    limit_failure,
-    movable,
-    versions_match,
-)
+from services.ledger.operations import CreateTransaction, Outcome, ResolveTransaction, ReverseTransaction, fail
+from services.ledger.rules import limit_failure, movable, versions_match
 from services.ledger.schemas import TransactionCreate
 from services.ledger.state import AccountState, EntryKind, LedgerState, Leg, TransactionState
 from shared.errors import ErrorCode

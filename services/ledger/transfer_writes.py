@@ -19,8 +19,8 @@ from litestar import Request, Response, asgi, post
 from litestar.types import Receive, Scope, Send
 
 from services.ledger.intake import Kind, answer, prepare, refused
+from services.ledger.operations import Outcome, WriteRequest
 from services.ledger.query_routes import list_transfers_asgi
-from services.ledger.rules import Outcome, WriteRequest
 from services.ledger.runtime import LedgerRuntime
 from shared import transfer_group
 from shared.asgi import header, read_body, respond, respond_problem
