@@ -108,12 +108,26 @@ async def test_fee_split_refund_freeze_patch_close(api: Api, tenant: Tenant, pla
     )
     _problem(twice, 422, "amount_exceeds_reversible")
 
-    # Freeze: no new movement; unfreeze: movements again.
+    # Freeze: no new movement, but a reservation made before may still be posted (single transfer
+    # writes go through the gateway's coalesced path); unfreeze: movements again.
+    held = await api.transfer(tenant, customer["id"], merchant["id"], 7, pending=True)
+    assert held.status == 201, held
     frozen = await api.call("POST", f"/v1/accounts/{merchant['id']}/freeze", token=tenant.token)
     assert frozen.status == 200 and frozen.json["status"] == "frozen", frozen
     _problem(await api.transfer(tenant, customer["id"], merchant["id"], 1), 422, "account_frozen")
+    posted = await api.call("POST", f"/v1/transfers/{held.json['id']}/post", token=tenant.token)
+    assert posted.status == 200 and posted.json["status"] == "posted", posted
     unfrozen = await api.call("POST", f"/v1/accounts/{merchant['id']}/unfreeze", token=tenant.token)
     assert unfrozen.status == 200 and unfrozen.json["status"] == "open"
+
+    # expected_versions on a single transfer (coalesced by the gateway) reaches the ledger intact.
+    current = await _get(api, tenant, f"/v1/accounts/{fees['id']}")
+    stale = await api.transfer(
+        tenant, fees["id"], bank["id"], 1, expected_versions={fees["id"]: current["version"] + 1}
+    )
+    _problem(stale, 422, "version_mismatch")
+    fresh = await api.transfer(tenant, fees["id"], bank["id"], 1, expected_versions={fees["id"]: current["version"]})
+    assert fresh.status == 201, fresh
 
     # PATCH with optimistic concurrency: a credit line for the customer.
     current = await _get(api, tenant, f"/v1/accounts/{customer['id']}")
