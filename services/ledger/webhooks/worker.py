@@ -156,8 +156,11 @@ class DeliveryWorker:
                     task.add_done_callback(functools.partial(self._forget, key))
             await asyncio.sleep(self.config.poll_interval_seconds)
 
-    def _forget(self, key: tuple[uuid.UUID, uuid.UUID], _task: asyncio.Task[None]) -> None:
-        self._active.pop(key, None)
+    def _forget(self, key: tuple[uuid.UUID, uuid.UUID], task: asyncio.Task[None]) -> None:
+        # Only this task's entry: the endpoint may already be claimed again by a newer task (the
+        # old one gave the lease back just before it ended).
+        if self._active.get(key) is task:
+            del self._active[key]
 
     def _lease_deadline(self) -> float:
         """When this process's lease ends by its own clock, a second early for the database's."""
