@@ -18,6 +18,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from services.ledger.webhooks.worker import WebhookConfig
 from tests.ledger.conftest import client_for
 from tests.ledger.test_webhooks_support import (
     Receiver,
@@ -249,3 +250,12 @@ async def test_private_addresses_are_refused_at_delivery_time(
     assert log[0]["error"].startswith("address not allowed"), log[0]
     assert receiver.got["rebound"] == []
     await client.call("DELETE", f"/v1/webhook-endpoints/{endpoint['id']}")
+
+
+def test_retry_delays_are_full_jitter_under_an_exponential_ceiling() -> None:
+    config = WebhookConfig(retry_base_seconds=5, retry_max_seconds=3600)
+    for failures in range(1, 80):
+        ceiling = min(3600, 5 * 2 ** (failures - 1))
+        delays = [config.retry_delay(failures) for _ in range(200)]
+        assert all(0 <= d <= ceiling for d in delays), failures
+        assert max(delays) > ceiling / 2 and min(delays) < ceiling / 2  # spread over the whole range
