@@ -27,7 +27,6 @@ import asyncpg
 import msgspec
 from botocore.exceptions import BotoCoreError
 
-from services.session.app import session_service
 from services.session.cache import CacheUnavailable, SessionCache
 from services.session.service import SessionService, UnknownKey, UnknownTenant
 from services.session.store import SessionStore, StoreUnavailable
@@ -47,6 +46,9 @@ def _fail(message: str, status: int = 1) -> int:
 
 
 async def _with_service(settings: Settings, action: Callable[[SessionService], Awaitable[int]]) -> int:
+    # Imported here, not at the top: the app module brings Litestar, which --help and verify never need.
+    from services.session.app import session_service
+
     redis = open_redis(settings)
     store = SessionStore(settings)
     await store.start()
