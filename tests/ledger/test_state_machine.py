@@ -94,31 +94,29 @@ class Model:
 
     # -- the account rules shared by every movement ---------------------------------------------
 
-    def account_rules(self, delta: Delta, expected_versions: dict[str, int]) -> frozenset[str] | None:
-        """closed/frozen, then version_mismatch, then the limits and overflow, over every account
-        the movement touches. Which of several failing codes of one group answers first is pinned
-        by the rule-order tests (test_lifecycle.py, test_transactions.py); the model accepts any
-        failing one of the first failing group, so it checks what is refused, not the order."""
+    def account_rules(self, delta: Delta, expected_versions: dict[str, int]) -> str | None:
+        """account_closed, account_frozen, version_mismatch, exceeds_credits, exceeds_debits,
+        overflow: each rule over every account the movement touches before the next rule."""
         touched = [self.accounts[a] for a in delta]
-        lifecycle = {f"account_{a.status}" for a in touched if a.status != "open"}
-        if lifecycle:
-            return frozenset(lifecycle)
+        if any(a.status == "closed" for a in touched):
+            return "account_closed"
+        if any(a.status == "frozen" for a in touched):
+            return "account_frozen"
         if any(self.accounts[a].version != v for a, v in expected_versions.items()):
-            return frozenset({"version_mismatch"})
+            return "version_mismatch"
         after = {a: [c + d for c, d in zip(self.counters(a), delta[a], strict=True)] for a in delta}
         # A limit is checked on the accounts whose limited side the movement adds to: lowering a
         # limit below current use leaves the account able to receive, not to spend.
         debited = [a for a, (dp, _, dpe, _) in delta.items() if dp + dpe > 0]
         credited = [a for a, (_, cp, _, cpe) in delta.items() if cp + cpe > 0]
-        failing = set()
         for code, accounts, broken in (
             ("exceeds_credits", debited, lambda acc, dp, cp, dpe, cpe: acc.dmnec and dp + dpe > cp + acc.limit),
             ("exceeds_debits", credited, lambda acc, dp, cp, dpe, cpe: acc.cmned and cp + cpe > dp + acc.limit),
             ("overflow", list(delta), lambda acc, dp, cp, dpe, cpe: max(dp + dpe, cp + cpe) > MAX),
         ):
             if any(broken(self.accounts[a], *after[a]) for a in accounts):
-                failing.add(code)
-        return frozenset(failing) or None
+                return code
+        return None
 
     def counters(self, account_id: str) -> list[int]:
         a = self.accounts[account_id]
