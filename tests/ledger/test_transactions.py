@@ -453,3 +453,24 @@ async def test_limit_rules_in_order_across_accounts(ledger: ApiClient) -> None:
     entries = [credit(maxed, 5), credit(capped, 5), debit(plain, 10)]
     problem(await transaction(ledger, entries), 422, "exceeds_debits")
     assert await state(ledger, guarded, capped, maxed, plain) == before
+
+
+async def test_entries_appear_in_each_touched_accounts_history(ledger: ApiClient) -> None:
+    a, b = await ledger.create_account(), await ledger.create_account()
+    held = await transaction(ledger, [debit(a, 5), credit(b, 3), credit(b, 2)], pending=True)
+    assert held.status == 201
+    assert (await action(ledger, "transactions", held.body["id"], "post")).status == 200
+    source = {"type": "transaction", "id": held.body["id"]}
+    got = (await ledger.call("GET", f"/v1/accounts/{b['id']}/entries")).body["data"]
+    assert [(e["source"], e["kind"], e["direction"], e["amount"]) for e in got] == [
+        (source, "pending", "credit", 3),
+        (source, "pending", "credit", 2),
+        (source, "pending_posted", "credit", 3),
+        (source, "pending_posted", "credit", 2),
+    ]
+    assert got[-1]["balances"] == (await get_account(ledger, b))["balances"]
+    got = (await ledger.call("GET", f"/v1/accounts/{a['id']}/entries")).body["data"]
+    assert [(e["kind"], e["direction"], e["amount"]) for e in got] == [
+        ("pending", "debit", 5),
+        ("pending_posted", "debit", 5),
+    ]
