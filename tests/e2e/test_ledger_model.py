@@ -137,7 +137,16 @@ async def test_fee_split_refund_freeze_patch_close(api: Api, tenant: Tenant, pla
     stale = await api.call("PATCH", f"/v1/accounts/{customer['id']}", json=patch_body, token=tenant.token)
     _problem(stale, 422, "version_mismatch")
     patch_body["expected_versions"] = {customer["id"]: current["version"]}
-    patched = await api.call("PATCH", f"/v1/accounts/{customer['id']}", json=patch_body, token=tenant.token)
+    patch_key = {"Idempotency-Key": f"limit-{uuid.uuid4()}"}
+    patched = await api.call(
+        "PATCH", f"/v1/accounts/{customer['id']}", json=patch_body, token=tenant.token, headers=patch_key
+    )
+    # A retry with the key (an answer lost on the way) gets the kept answer, not version_mismatch.
+    retried = await api.call(
+        "PATCH", f"/v1/accounts/{customer['id']}", json=patch_body, token=tenant.token, headers=patch_key
+    )
+    assert (retried.status, retried.json) == (patched.status, patched.json), retried
+    assert retried.headers.get("Idempotent-Replayed") == "true"
     assert patched.status == 200, patched
     assert (patched.json["overdraft_limit"], patched.json["metadata"], patched.json["version"]) == (
         500,
