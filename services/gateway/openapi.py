@@ -60,7 +60,7 @@ def _parameters() -> dict[str, Any]:
         "metadata": query(
             "metadata",
             "Only those whose metadata has every given key with the given value: `metadata[KEY]=VALUE`.",
-            ref("MetadataFilter"),
+            ref("Metadata"),
             style="deepObject",
             explode=True,
         ),
@@ -71,8 +71,10 @@ def _parameters() -> dict[str, Any]:
         ),
         "entries_from": query("from", "Only entries at or after this instant.", dict(timestamp)),
         "entries_to": query("to", "Only entries before this instant.", dict(timestamp)),
-        "statement_from": query("from", "Start of the period (inclusive).", dict(timestamp), required=True),
-        "statement_to": query("to", "End of the period (exclusive).", dict(timestamp), required=True),
+        "statement_from": query(
+            "from", "Start of the period (inclusive); without it, the account's start.", dict(timestamp)
+        ),
+        "statement_to": query("to", "End of the period (exclusive); without it, now.", dict(timestamp)),
         "after": query(
             "after",
             "Only events with a greater `seq` (0, the default: from the first).",

@@ -84,12 +84,6 @@ def feed_schemas() -> dict[str, Any]:
         "created_at": dict(_TIMESTAMP),
     }
     return {
-        "MetadataFilter": {
-            "type": "object",
-            "additionalProperties": {"type": "string", "maxLength": 512},
-            "maxProperties": 16,
-            "description": "Metadata key/value pairs that must all match, sent as `metadata[KEY]=VALUE`.",
-        },
         "ListOrder": {
             "type": "string",
             "enum": ["asc", "desc"],

@@ -1,7 +1,8 @@
 """Hooks for the schemathesis CLI run of :mod:`tests.adversarial.test_schemathesis` (``SCHEMATHESIS_HOOKS``).
 
 Authentication: one session for the whole run, except that each ``DELETE /v1/sessions/current`` case
-gets a session of its own, since logging out revokes the token it carries. The gateway and the API
+gets a session of its own, since logging out revokes the token it carries. Valid cases send integral
+floats as ints, and long-poll waits of 0. The gateway and the API
 key come from ``FUZZ_BASE_URL`` and ``FUZZ_API_KEY``.
 """
 
@@ -57,3 +58,23 @@ def before_call(context: Any, case: Any, **kwargs: Any) -> None:
     meta = case.meta
     if meta is not None and meta.generation.mode.is_positive and isinstance(case.body, dict | list):
         case.body = _integral_floats_as_ints(case.body)
+    _short_wait(case)
+
+
+LONGEST_WAIT_SECONDS = 0
+
+
+def _short_wait(case: Any) -> None:
+    """A valid long-poll ``wait`` (0-30 s on ``GET /v1/events``) is cut to ``LONGEST_WAIT_SECONDS``: on
+    an empty feed every such case would last its whole wait, up to the run's request timeout, and the
+    run would take many minutes. What a wait does is tested in tests/gateway/test_new_routes.py; an invalid
+    ``wait`` is left as generated."""
+    query = case.query
+    if not isinstance(query, dict):
+        return
+    wait = query.get("wait")
+    # Some phases send query values as strings: a valid one is an integer of ASCII digits.
+    if isinstance(wait, str) and wait.isascii() and wait.isdigit() and int(wait) <= 30:
+        query["wait"] = str(min(int(wait), LONGEST_WAIT_SECONDS))
+    elif isinstance(wait, int) and not isinstance(wait, bool) and 0 <= wait <= 30:
+        query["wait"] = min(wait, LONGEST_WAIT_SECONDS)

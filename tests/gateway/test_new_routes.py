@@ -406,3 +406,30 @@ async def test_a_pending_transaction_is_posted_read_and_reversed_through_the_gat
     assert (refused.status, refused.code) == (422, "unbalanced")
     conforms(refused, "Problem")
     assert (await api.call("GET", f"/v1/accounts/{wallet}", token=tenant.token)).json["balances"]["posted"] == 1000
+
+
+async def test_the_event_feed_through_the_gateway(api: Api, platform: Platform) -> None:
+    """Events of the tenant in seq order, and a long-poll that returns as soon as one commits."""
+    tenant = await quick_tenant(platform, api)
+    await api.account(tenant)
+    first = await api.call("GET", "/v1/events?after=0", token=tenant.token)
+    skip_unless_served(first, "GET /v1/events")
+    assert first.status == 200, first
+    conforms(first, "EventPage")
+    assert [(e["seq"], e["type"]) for e in first.json["data"]] == [(1, "account.created")]
+    assert first.json["data"][0]["prev_hash"] == "0" * 64
+
+    waiting = asyncio.ensure_future(api.call("GET", "/v1/events?after=1&wait=20", token=tenant.token))
+    await asyncio.sleep(0.5)
+    assert not waiting.done()  # nothing after seq 1 yet: the gateway holds the call open
+    started = time.monotonic()
+    await api.account(tenant)
+    woken = await waiting
+    assert woken.status == 200, woken
+    assert time.monotonic() - started < 10  # answered by the commit, not by the end of the wait
+    conforms(woken, "EventPage")
+    assert [(e["seq"], e["type"]) for e in woken.json["data"]] == [(2, "account.created")]
+    assert woken.json["data"][0]["prev_hash"] == first.json["data"][0]["hash"]
+
+    too_long = await api.call("GET", "/v1/events?wait=31", token=tenant.token)
+    assert (too_long.status, too_long.code) == (400, "invalid_request")
