@@ -26,7 +26,7 @@ from services.gateway import openapi_examples as examples
 from services.gateway import openapi_examples_part2 as examples2
 from services.gateway.openapi_feed_schemas import EVENTS_MAX_WAIT_SECONDS, feed_schemas
 from services.gateway.openapi_operations import ERROR_RESPONSES, OPERATIONS, TAGS, Operation
-from services.gateway.openapi_operations_part2 import AWAITING_LEDGER, AWAITING_PARAMS, OPERATIONS_PART2, TAGS_PART2
+from services.gateway.openapi_operations_part2 import AWAITING_LEDGER, OPERATIONS_PART2, TAGS_PART2
 from services.gateway.openapi_schemas import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, PUBLIC_CODES, component_schemas, ref
 from shared.web import MAX_BODY_BYTES
 
@@ -190,7 +190,7 @@ def _media(schema: str, named: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return media
 
 
-def _operation(op: Operation, awaiting: bool) -> dict[str, Any]:
+def _operation(op: Operation) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     for status, (description, schema) in sorted(op.ok.items()):
         # Every success is counted against a limit (the tenant's, or the login limits) and says so.
@@ -211,8 +211,7 @@ def _operation(op: Operation, awaiting: bool) -> dict[str, Any]:
     operation: dict[str, Any] = {"operationId": op.operation_id, "tags": [op.tag], "summary": op.summary}
     if op.description:
         operation["description"] = op.description
-    left_out = frozenset() if awaiting else AWAITING_PARAMS.get(op.operation_id, frozenset())
-    params = [*(p for p in op.params if p not in left_out), *(["Idempotency-Key"] if op.idempotent else [])]
+    params = [*op.params, *(["Idempotency-Key"] if op.idempotent else [])]
     if params:
         operation["parameters"] = [{"$ref": f"#/components/parameters/{name}"} for name in params]
     if op.body is not None:
@@ -247,13 +246,12 @@ _DESCRIPTION = f"""Double-entry accounts, transfers and multi-leg transactions f
 
 def build_document(*, awaiting: bool = False) -> dict[str, Any]:
     """The served document; ``awaiting=True`` adds the operations routed but not yet served by the
-    ledger (``openapi_operations_part2.AWAITING_LEDGER``, ``AWAITING_PARAMS``), for the tests that check
-    them ahead."""
+    ledger (``openapi_operations_part2.AWAITING_LEDGER``), for the tests that check them ahead."""
     paths: dict[str, Any] = {}
     tags: set[str] = set()
     for op in [*OPERATIONS, *OPERATIONS_PART2]:
         if awaiting or op.operation_id not in AWAITING_LEDGER:
-            paths.setdefault(op.path, {})[op.method] = _operation(op, awaiting)
+            paths.setdefault(op.path, {})[op.method] = _operation(op)
             tags.add(op.tag)
     return {
         "openapi": "3.1.0",

@@ -162,13 +162,15 @@ RESPONSES: dict[str, dict[str, Any]] = {
     },
     "BalanceAt": {
         "alice": example(
-            "Alice's posted balance after both transfers",
+            "Alice's balances after both transfers",
             {
                 "account_id": ALICE,
                 "at": _PAID,
                 "debits_posted": 2500,
                 "credits_posted": 10000,
-                "balances": {"posted": 7500},
+                "debits_pending": 0,
+                "credits_pending": 0,
+                "balances": {"posted": 7500, "pending": 7500, "available": 7500},
             },
         )
     },

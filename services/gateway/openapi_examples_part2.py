@@ -150,7 +150,10 @@ RESPONSES: dict[str, dict[str, Any]] = {
     "EventPage": {"events": example("Two events, chained", {"data": [_SPLIT_EVENT, _REFUND_EVENT]})},
     "WebhookEndpoint": {"hooks": example("An endpoint", _ENDPOINT)},
     "WebhookEndpointCreated": {
-        "hooks": example("Created, with its secret", {**_ENDPOINT, "secret": "whsec_MfKQ9r3Fw8bT5nZ1xY7cV2aL"})
+        "hooks": example(
+            "Created, with its secret",
+            {**{k: v for k, v in _ENDPOINT.items() if k != "status"}, "secret": "whsec_MfKQ9r3Fw8bT5nZ1xY7cV2aL"},
+        )
     },
     "WebhookEndpointPage": {"hooks": example("The tenant's endpoints", {"data": [_ENDPOINT], "next_cursor": None})},
     "WebhookDeliveryPage": {
@@ -160,15 +163,21 @@ RESPONSES: dict[str, dict[str, Any]] = {
                 "data": [
                     {
                         "event_seq": 10,
+                        "event_type": "transfer.created",
+                        "attempt": 1,
                         "status": "failed",
                         "response_code": 502,
+                        "error": None,
                         "duration_ms": 131,
                         "attempted_at": _REFUND_AT,
                     },
                     {
                         "event_seq": 10,
+                        "event_type": "transfer.created",
+                        "attempt": 2,
                         "status": "succeeded",
                         "response_code": 200,
+                        "error": None,
                         "duration_ms": 48,
                         "attempted_at": _FROZEN_AT,
                     },

@@ -1,11 +1,10 @@
 """The ``components.schemas`` of public-api-2.md sections 11 and 12: entries, statements, events, webhooks.
 
-Unlike :mod:`.openapi_schemas`, these are written here as JSON Schema from the contract's text, not
-derived from Structs: the ledger side of issue 12 defines its Structs separately. The same rules
-apply (one named component per shape, every array bounded, int64 ranges, ``date-time`` timestamps),
-and field names are the contract's wherever it names them. Where the contract does not name a
-field (the webhook endpoint's state, a delivery attempt's fields), the names here are the
-document's proposal; the services' answers are checked against them (tests/adversarial).
+Written here as JSON Schema, with the ledger's limits and names imported from its Structs
+(``services.ledger.query_schemas``, ``services.ledger.webhooks.schemas``), so that the components
+have the names and shapes the document uses elsewhere (one named component per shape, every array
+bounded, int64 ranges, ``date-time`` timestamps). The services' answers are checked against them
+(tests/gateway/test_new_routes.py, tests/adversarial).
 """
 
 from __future__ import annotations
@@ -13,28 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.gateway.openapi_schemas import PAGE_LIMIT_MAX, ref
-
-EVENT_TYPES = [
-    "account.created",
-    "account.updated",
-    "transfer.created",
-    "transfer.posted",
-    "transfer.voided",
-    "transfer.expired",
-    "transaction.created",
-    "transaction.posted",
-    "transaction.voided",
-    "transaction.expired",
-]
-"""Every event type of public-api-2.md section 12."""
-
-EVENT_TYPE_FILTER = r"^(\*|account\.(\*|created|updated)|(transfer|transaction)\.(\*|created|posted|voided|expired))$"
-"""An ``event_types`` item: a type, ``<resource>.*`` or ``*``."""
-
-MAX_EVENT_TYPE_FILTERS = 16
-"""Most ``event_types`` items of one endpoint (every type and wildcard once)."""
-
-MAX_URL_LENGTH = 2048
+from services.ledger.webhooks.schemas import EVENT_TYPES, MAX_EVENT_TYPES, MAX_URL_LENGTH, WILDCARDS
 
 EVENTS_MAX_WAIT_SECONDS = 30
 """Longest ``wait`` of ``GET /v1/events`` (public-api-2.md section 12)."""
@@ -66,9 +44,9 @@ def _list(item: str, description: str, *, cursor: bool = True) -> dict[str, Any]
 def _event_types() -> dict[str, Any]:
     return {
         "type": "array",
-        "items": {"type": "string", "pattern": EVENT_TYPE_FILTER},
+        "items": ref("EventTypeFilter"),
         "minItems": 1,
-        "maxItems": MAX_EVENT_TYPE_FILTERS,
+        "maxItems": MAX_EVENT_TYPES,
         "description": "The event types delivered: a type (`transfer.posted`), every type of a resource "
         "(`transfer.*`) or every type (`*`). An unknown type is 400.",
     }
@@ -76,7 +54,7 @@ def _event_types() -> dict[str, Any]:
 
 def feed_schemas() -> dict[str, Any]:
     """The components of sections 11 and 12, by name."""
-    endpoint = {
+    endpoint: dict[str, Any] = {
         "id": _UUID,
         "url": {"type": "string", "format": "uri", "maxLength": MAX_URL_LENGTH},
         "event_types": _event_types(),
@@ -130,7 +108,12 @@ def feed_schemas() -> dict[str, Any]:
                 "entries_count": dict(_COUNT),
             },
         ),
-        "EventType": {"type": "string", "enum": EVENT_TYPES, "description": "What changed."},
+        "EventType": {"type": "string", "enum": list(EVENT_TYPES), "description": "What changed."},
+        "EventTypeFilter": {
+            "type": "string",
+            "enum": [*EVENT_TYPES, *WILDCARDS],
+            "description": "An event type, every type of a resource (`transfer.*`) or every type (`*`).",
+        },
         "Event": _object(
             "One committed change. `hash = SHA-256(prev_hash || canonical(event without hash))` in hex, where "
             "canonical is JSON with sorted keys, no whitespace, UTF-8; the first event's `prev_hash` is 64 zeros.",
@@ -153,31 +136,36 @@ def feed_schemas() -> dict[str, Any]:
             **_object(
                 "Body of `POST /v1/webhook-endpoints`. The URL must be https in AWS; one resolving to a private, "
                 "loopback or link-local address is 400 (unless the deployment allows it).",
-                {"url": endpoint["url"], "event_types": _event_types()},
+                {
+                    "url": {**endpoint["url"], "minLength": 1, "pattern": "^https?://"},
+                    "event_types": _event_types(),
+                },
             ),
             "additionalProperties": False,
         },
-        "WebhookEndpoint": _object(
-            "A webhook endpoint. Its secret is shown only when it is created.", endpoint, ["id", "url", "event_types"]
-        ),
+        "WebhookEndpoint": _object("A webhook endpoint. Its secret is shown only when it is created.", endpoint),
         "WebhookEndpointCreated": _object(
-            "A webhook endpoint, created, with the secret that signs its deliveries (Standard Webhooks: "
-            "`webhook-signature` is `v1,` + base64 HMAC-SHA256 of `webhook-id.webhook-timestamp.body`). Shown "
-            "only here.",
-            {**endpoint, "secret": {"type": "string", "minLength": 1}},
-            ["id", "url", "event_types", "secret", "created_at"],
+            "A webhook endpoint, created (`enabled`), with the secret that signs its deliveries (Standard "
+            "Webhooks: `webhook-signature` is `v1,` + base64 HMAC-SHA256 of `webhook-id.webhook-timestamp.body`). "
+            "Shown only here.",
+            {**{k: v for k, v in endpoint.items() if k != "status"}, "secret": {"type": "string", "minLength": 1}},
         ),
         "WebhookEndpointPage": _list("WebhookEndpoint", "One page of the tenant's webhook endpoints."),
         "WebhookDelivery": _object(
-            "One delivery attempt of one event to an endpoint.",
+            "One delivery attempt of one event to an endpoint: `response_code` is null when no answer came "
+            "(`error` says why).",
             {
                 "event_seq": dict(_SEQ),
+                "event_type": ref("EventType"),
+                "attempt": {**_INT64, "minimum": 1},
                 "status": {"type": "string", "enum": ["succeeded", "failed"]},
                 "response_code": {"anyOf": [{"type": "integer", "minimum": 100, "maximum": 599}, {"type": "null"}]},
+                "error": {"anyOf": [{"type": "string"}, {"type": "null"}]},
                 "duration_ms": {**_INT64, "minimum": 0},
                 "attempted_at": dict(_TIMESTAMP),
             },
-            ["event_seq", "status"],
         ),
-        "WebhookDeliveryPage": _list("WebhookDelivery", "One page of an endpoint's delivery attempts, oldest first."),
+        "WebhookDeliveryPage": _list(
+            "WebhookDelivery", "One page of an endpoint's delivery attempts, oldest first (`order=desc`: newest first)."
+        ),
     }

@@ -80,9 +80,8 @@ _DESCRIPTIONS = {
     "ItemError": "Why one item of a non-atomic batch failed.",
     "PendingPost": "Optional body of `POST /v1/transfers/{transfer_id}/post`; `amount` defaults to the whole "
     "pending amount.",
-    "PostedBalance": "The posted balance at the instant asked for.",
-    "BalanceAt": "The posted counters and balance of an account as of `at` (inclusive); zeros before the "
-    "account existed.",
+    "BalanceAt": "The four counters and the three balances of an account as of `at` (inclusive; a reservation "
+    "counts from when it was made until it was posted, voided or expired); zeros before the account existed.",
     "AccountPage": "One page of accounts, oldest first. Pass `next_cursor` as `cursor` for the next page; "
     "null when this is the last.",
     "TransferPage": "One page of transfers, in the order the ledger applied them. Pass `next_cursor` as "
@@ -116,7 +115,7 @@ _TIMESTAMPS = {
 _COUNTERS = {
     "Account": ["debits_posted", "credits_posted", "debits_pending", "credits_pending", "overdraft_limit", "version"],
     "Transfer": ["posted_amount", "reversed_amount"],
-    "BalanceAt": ["debits_posted", "credits_posted"],
+    "BalanceAt": ["debits_posted", "credits_posted", "debits_pending", "credits_pending"],
 }
 
 _ALWAYS_SENT = {
@@ -266,7 +265,11 @@ def component_schemas() -> dict[str, Any]:
     schemas["Entry"]["properties"]["amount"] = {**_COUNTER, "minimum": 1}
     for field in ["posted", "pending", "available"]:
         schemas["Balances"]["properties"][field] = dict(_INT64)
-    schemas["PostedBalance"]["properties"]["posted"] = dict(_INT64)
+    # public-api-2.md section 11: all four counters and all three balances (query_schemas.BalancesAt).
+    balance_at = schemas["BalanceAt"]
+    balance_at["properties"]["balances"] = ref("Balances")
+    balance_at["required"] = [*balance_at["required"], "debits_pending", "credits_pending"]
+    del schemas["PostedBalance"]
     amounts = [schemas[name]["properties"]["amount"] for name in ["TransferCreate", "PendingPost", "TransferReverse"]]
     for amount in amounts:
         for option in amount.get("anyOf", [amount]):

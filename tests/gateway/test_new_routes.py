@@ -433,3 +433,90 @@ async def test_the_event_feed_through_the_gateway(api: Api, platform: Platform) 
 
     too_long = await api.call("GET", "/v1/events?wait=31", token=tenant.token)
     assert (too_long.status, too_long.code) == (400, "invalid_request")
+
+
+async def test_webhook_endpoints_through_the_gateway(api: Api, platform: Platform) -> None:
+    """Create, list, read, re-enable, read deliveries and delete (204 through the gateway's plain route),
+    against a ledger that allows loopback URLs (as tests and local demos run it); another tenant's
+    endpoint is 404 ``webhook_endpoint_not_found``."""
+    ledger = platform.extra_ledger(WEBHOOK_ALLOW_PRIVATE_URLS="true")
+    gateway = platform.extra_gateway(LEDGER_URL=ledger.url)
+    try:
+        base = gateway.url
+        owner, other = await quick_tenant(platform, api), await quick_tenant(platform, api)
+        body = {"url": "http://127.0.0.1:9/hooks", "event_types": ["transfer.*", "account.created"]}
+        created = await api.call("POST", "/v1/webhook-endpoints", json=body, token=owner.token, base_url=base)
+        skip_unless_served(created, "POST /v1/webhook-endpoints")
+        assert created.status == 201, created
+        conforms(created, "WebhookEndpointCreated")
+        assert created.json["secret"] and created.json["event_types"] == body["event_types"]
+        path = f"/v1/webhook-endpoints/{created.json['id']}"
+
+        listed = await api.call("GET", "/v1/webhook-endpoints", token=owner.token, base_url=base)
+        assert listed.status == 200, listed
+        conforms(listed, "WebhookEndpointPage")
+        assert [e["id"] for e in listed.json["data"]] == [created.json["id"]]
+        assert "secret" not in listed.json["data"][0]
+        read = await api.call("GET", path, token=owner.token, base_url=base)
+        assert (read.status, read.json["status"]) == (200, "enabled"), read
+        conforms(read, "WebhookEndpoint")
+        enabled = await api.call("POST", f"{path}/enable", token=owner.token, base_url=base)  # no body
+        assert enabled.status == 200, enabled
+        conforms(enabled, "WebhookEndpoint")
+        deliveries = await api.call("GET", f"{path}/deliveries?order=desc", token=owner.token, base_url=base)
+        assert deliveries.status == 200, deliveries
+        conforms(deliveries, "WebhookDeliveryPage")
+
+        for method, suffix in [("GET", ""), ("DELETE", ""), ("POST", "/enable"), ("GET", "/deliveries")]:
+            theirs = await api.call(method, path + suffix, token=other.token, base_url=base)
+            assert (theirs.status, theirs.code) == (404, "webhook_endpoint_not_found"), (method, suffix, theirs)
+        unknown_type = {**body, "event_types": ["transfer.nope"]}
+        refused = await api.call("POST", "/v1/webhook-endpoints", json=unknown_type, token=owner.token, base_url=base)
+        assert (refused.status, refused.code) == (400, "invalid_request")
+
+        deleted = await api.call("DELETE", path, token=owner.token, base_url=base)
+        assert (deleted.status, deleted.body) == (204, b""), deleted
+        assert "RateLimit-Remaining" in deleted.headers
+        gone = await api.call("GET", path, token=owner.token, base_url=base)
+        assert (gone.status, gone.code) == (404, "webhook_endpoint_not_found")
+    finally:
+        gateway.stop()
+        ledger.stop()
+
+
+async def test_the_query_routes_through_the_gateway(api: Api, platform: Platform) -> None:
+    """Filtered lists, an account's entries and statement and its balances at an instant: forwarded
+    with their query strings (``metadata[KEY]=VALUE`` as the client encoded it) and answered as the
+    document says."""
+    tenant = await quick_tenant(platform, api)
+    bank, wallet, transfer = await _funded(api, tenant)
+    tagged = await api.transfer(tenant, bank, wallet, 7, metadata={"order": "a&b=c"})
+    listed = await api.call("GET", f"/v1/transfers?account_id={wallet}&order=desc", token=tenant.token)
+    skip_unless_served(listed, "GET /v1/transfers")
+    assert listed.status == 200, listed
+    conforms(listed, "TransferPage")
+    assert [t["id"] for t in listed.json["data"]] == [tagged.json["id"], transfer["id"]]
+    by_tag = await api.call("GET", "/v1/transfers?metadata%5Border%5D=a%26b%3Dc", token=tenant.token)
+    assert [t["id"] for t in by_tag.json["data"]] == [tagged.json["id"]], by_tag
+    transactions = await api.call("GET", f"/v1/transactions?account_id={wallet}", token=tenant.token)
+    assert transactions.status == 200, transactions
+    conforms(transactions, "TransactionPage")
+    accounts = await api.call("GET", "/v1/accounts?status=open&limit=1", token=tenant.token)
+    assert accounts.status == 200 and len(accounts.json["data"]) == 1, accounts
+    conforms(accounts, "AccountPage")
+    bad = await api.call("GET", "/v1/accounts?status=sleeping", token=tenant.token)
+    assert (bad.status, bad.code) == (400, "invalid_request")
+
+    entries = await api.call("GET", f"/v1/accounts/{wallet}/entries", token=tenant.token)
+    assert entries.status == 200, entries
+    conforms(entries, "EntryPage")
+    assert [e["balances"]["posted"] for e in entries.json["data"]] == [1000, 1007]
+    statement = await api.call("GET", f"/v1/accounts/{wallet}/statement", token=tenant.token)
+    assert statement.status == 200, statement
+    conforms(statement, "Statement")
+    assert (statement.json["credits_posted"], statement.json["closing"]["posted"]) == (1007, 1007)
+    at = entries.json["data"][0]["at"]
+    balances = await api.call("GET", f"/v1/accounts/{wallet}/balances?at={at}", token=tenant.token)
+    assert balances.status == 200, balances
+    conforms(balances, "BalanceAt")
+    assert balances.json["balances"]["posted"] == 1000
