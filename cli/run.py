@@ -124,7 +124,14 @@ class Platform:
 
     def start_services(self) -> None:
         endpoint = self.settings.dynamodb_endpoint_url or ""
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "DYNAMODB_ENDPOINT_URL": endpoint}
+        # A local demo's webhook receiver listens on this machine: allow loopback/private webhook URLs
+        # here (never the default; AWS sets it false and requires https). An explicit setting wins.
+        env = {
+            "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "DYNAMODB_ENDPOINT_URL": endpoint,
+        }
         ports = {"session": self.settings.session_port, "ledger": self.settings.ledger_port,
                  "gateway": self.settings.gateway_port}
         for name in SERVICES:
