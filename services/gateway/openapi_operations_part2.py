@@ -306,24 +306,7 @@ _FEED_OPS = [
 
 OPERATIONS_PART2 = [*_TRANSACTION_OPS, *_TRANSFER_OPS, *_ACCOUNT_OPS, *_FEED_OPS]
 
-AWAITING_LEDGER = frozenset(
-    {
-        # Served by the ledger, but tests/adversarial/test_schemathesis.py has no real transaction id
-        # for its real-id variant yet (it needs one for every path parameter it meets).
-        "getTransaction",
-        "postPendingTransaction",
-        "voidPendingTransaction",
-        "reverseTransaction",
-        # Served, but the schemathesis run would generate waits longer than its request timeout (10 s),
-        # and tests/adversarial/test_schemathesis.py is not the gateway's to change.
-        "listEvents",
-        # Served, but the schemathesis run has no real endpoint id for its real-id variant yet.
-        "getWebhookEndpoint",
-        "deleteWebhookEndpoint",
-        "enableWebhookEndpoint",
-        "listWebhookDeliveries",
-    }
-)
+AWAITING_LEDGER: frozenset[str] = frozenset()
 """Routed, left out of the served document for now (see the module docstring)."""
 
 TAGS_PART2 = [
