@@ -86,19 +86,20 @@ SELECT seq, type, occurred_at, data, prev_hash, hash FROM events
 """
 
 
+def event_from_row(row: Any) -> Event:
+    """The public event of an ``events`` row; ``data`` verbatim, as hashed."""
+    return Event(
+        seq=row["seq"],
+        type=row["type"],
+        occurred_at=rfc3339(row["occurred_at"]),
+        data=msgspec.Raw(row["data"].encode()),
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )
+
+
 async def read_events(conn: asyncpg.Connection, tenant_id: uuid.UUID, after: int, limit: int) -> list[Event]:
-    rows = await conn.fetch(READ_EVENTS, tenant_id, after, limit)
-    return [
-        Event(
-            seq=r["seq"],
-            type=r["type"],
-            occurred_at=rfc3339(r["occurred_at"]),
-            data=msgspec.Raw(r["data"].encode()),
-            prev_hash=r["prev_hash"],
-            hash=r["hash"],
-        )
-        for r in rows
-    ]
+    return [event_from_row(r) for r in await conn.fetch(READ_EVENTS, tenant_id, after, limit)]
 
 
 class EventWaiters:

@@ -7,22 +7,13 @@ The gateway's OpenAPI document describes these Structs; the event types are thos
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from msgspec import Meta, Struct
 
-EVENT_TYPES = (
-    "account.created",
-    "account.updated",
-    "transfer.created",
-    "transfer.posted",
-    "transfer.voided",
-    "transfer.expired",
-    "transaction.created",
-    "transaction.posted",
-    "transaction.voided",
-    "transaction.expired",
-)
+from services.ledger.state import EventType
+
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 """Every event type of the journal."""
 
 WILDCARDS = ("*", *sorted({t.split(".", 1)[0] + ".*" for t in EVENT_TYPES}))

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from services.ledger.journal import Event
+from services.ledger.journal import Event, event_from_row
 from shared.timefmt import rfc3339
 
 ENDPOINT_COLUMNS = "tenant_id, id, pk, url, event_types, secret, created_at, status, delivered_seq, failed_attempts"
@@ -165,17 +165,7 @@ async def matching_events(
         event_types,
         limit,
     )
-    return [
-        Event(
-            seq=r["seq"],
-            type=r["type"],
-            occurred_at=rfc3339(r["occurred_at"]),
-            data=msgspec.Raw(r["data"].encode()),
-            prev_hash=r["prev_hash"],
-            hash=r["hash"],
-        )
-        for r in rows
-    ]
+    return [event_from_row(r) for r in rows]
 
 
 async def advance(
