@@ -1,7 +1,7 @@
 """The one error type of the platform and its problem+json form.
 
 Every failure a client can see is a :class:`ProblemError` carrying one stable :class:`ErrorCode`
-(public-api.md section 6). Services raise it; :mod:`shared.web` turns it into an
+(docs/api.md section 6). Services raise it; :mod:`shared.web` turns it into an
 ``application/problem+json`` response. Clients branch on ``code``, never on ``detail``.
 
 Every 401 carries ``WWW-Authenticate`` (RFC 9110 section 11.6.1 requires a challenge): the API's

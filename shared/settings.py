@@ -1,7 +1,7 @@
 """The one settings loader.
 
 Every process reads its configuration here, once, from environment variables with local defaults
-(public-api.md section 1). In ``shared/`` and ``services/`` only these modules read ``os.environ``
+(docs/api.md section 1). In ``shared/`` and ``services/`` only these modules read ``os.environ``
 too, for variables that are not in :class:`Settings` (tests/test_docs.py keeps this list exact):
 
 - ``shared/serve.py``: ``SERVER``, which ASGI server runs the app (uvicorn or granian);

@@ -8,7 +8,7 @@ must reach the ledger's decoder, to be answered exactly as a lone call would be)
 Contract:
 
 - request: a list of :class:`GroupItem`, in the order the gateway received the requests; the
-  ledger applies them one at a time in that order (public-api.md section 5 semantics);
+  ledger applies them one at a time in that order (docs/api.md section 5 semantics);
 - response: 200 with one :class:`GroupResult` per item, in the same order, carrying the exact
   status, media type and body the lone call would have answered (problem bodies name the item's
   own request id), plus ``Retry-After`` for a 503;

@@ -36,7 +36,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
-"""Largest request body accepted (public-api.md section 2); above it 413 ``payload_too_large``."""
+"""Largest request body accepted (docs/api.md section 2); above it 413 ``payload_too_large``."""
 
 JSON_MEDIA_TYPE = "application/json"
 

@@ -4,7 +4,7 @@ Three levels, each consulted only when the one before has no answer:
 
 1. **This process** (:class:`LocalSessions`): a resolved token is kept for at most
    ``session_local_cache_seconds`` (default 0.5 s, never more than 1 s) and never past the
-   session's expiry. This bounds how long a revocation takes to reach every gateway: public-api.md
+   session's expiry. This bounds how long a revocation takes to reach every gateway: docs/api.md
    section 3 requires within one second, and every other gateway re-reads Redis within that
    period. A logout through this process forgets the token here at once.
 2. **Redis**: :data:`shared.session_cache.LOOKUP_SCRIPT` checks the record, its expiry on Redis'

@@ -95,7 +95,7 @@ def new_claim(fp: str) -> bytes:
 
 
 def keep(status: int) -> bool:
-    """Whether a response is kept for replays (public-api.md section 6)."""
+    """Whether a response is kept for replays (docs/api.md section 6)."""
     # 409 idempotency_key_in_use is answered by the gateway itself, never kept and never passed here.
     return status not in (401, 429) and status < 500
 

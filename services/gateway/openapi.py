@@ -8,7 +8,7 @@ The document is a first-class artifact: teams generate their clients from it, so
 - every error is the one ``Problem`` schema, answered through shared ``components.responses``
   (one per status) referenced with ``$ref``. Each operation lists only the statuses it can answer;
   its reference's ``description`` and the operation's ``x-problem-codes`` name the ``code`` values
-  it can carry there (public-api.md section 6), while the code enum itself is documented once
+  it can carry there (docs/api.md section 6), while the code enum itself is documented once
   (``ErrorCode``, see :mod:`services.gateway.openapi_schemas`);
 - parameters, headers and examples (from the README walkthrough, :mod:`.openapi_examples`) are
   shared components too, and every limit is stated (``maxItems``, ``limit``, key lengths).

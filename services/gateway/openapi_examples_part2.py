@@ -1,4 +1,4 @@
-"""Examples of public-api-2.md's operations, continuing the README walkthrough of :mod:`.openapi_examples`.
+"""Examples of docs/api.md sections 8-12, continuing the README walkthrough of :mod:`.openapi_examples`.
 
 After step 5 (Alice 7500, Bob 2500) the walkthrough goes on: a fees account is opened and Alice
 pays Bob 5000 as one transaction that takes a 150 fee (a fee split: Bob gets 4850); Bob refunds

@@ -1,4 +1,4 @@
-"""The ``components.schemas`` of public-api-2.md sections 11 and 12: entries, statements, events, webhooks.
+"""The ``components.schemas`` of docs/api.md sections 11 and 12: entries, statements, events, webhooks.
 
 Written here as JSON Schema, with the ledger's limits and names imported from its Structs
 (``services.ledger.query_schemas``, ``services.ledger.webhooks.schemas``), so that the components
@@ -15,7 +15,7 @@ from services.gateway.openapi_schemas import PAGE_LIMIT_MAX, ref
 from services.ledger.webhooks.schemas import EVENT_TYPES, MAX_EVENT_TYPES, MAX_URL_LENGTH, WILDCARDS
 
 EVENTS_MAX_WAIT_SECONDS = 30
-"""Longest ``wait`` of ``GET /v1/events`` (public-api-2.md section 12)."""
+"""Longest ``wait`` of ``GET /v1/events`` (docs/api.md section 12)."""
 
 _HASH = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 _TIMESTAMP = {"type": "string", "format": "date-time", "description": "RFC 3339 UTC, microseconds, `Z`."}

@@ -2,7 +2,7 @@
 
 One :class:`Operation` per routed public method and path. ``operation_id`` is a public API of its
 own (generated clients name their functions after it): never rename one. ``errors`` lists, per
-status, the ``code`` values the operation can answer with (public-api.md sections 3-6): the
+status, the ``code`` values the operation can answer with (docs/api.md sections 3-6): the
 operation-specific ones first, then the gateway's (auth, rate limit, Idempotency-Key, body limits).
 """
 
@@ -45,7 +45,7 @@ _WRITE = {
 }
 _TRANSFER_RULES = [E.EXCEEDS_CREDITS, E.EXCEEDS_DEBITS, E.OVERFLOW]
 _ACCOUNT_RULES = [E.ACCOUNT_FROZEN, E.ACCOUNT_CLOSED, E.VERSION_MISMATCH]
-"""public-api-2.md section 10: what every new movement is also checked against."""
+"""docs/api.md section 10: what every new movement is also checked against."""
 
 
 def _with(base: dict[int, list[E]], extra: dict[int, list[E]]) -> dict[int, list[E]]:
@@ -77,7 +77,7 @@ class Operation:
 
     @property
     def idempotent(self) -> bool:
-        """Any authenticated POST may carry Idempotency-Key (public-api.md section 6), and so may a PATCH
+        """Any authenticated POST may carry Idempotency-Key (docs/api.md section 6), and so may a PATCH
         (a retry of one carrying ``expected_versions`` would otherwise be 422 ``version_mismatch``)."""
         return self.authenticated and self.method in ("post", "patch")
 

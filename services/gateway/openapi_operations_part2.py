@@ -1,4 +1,4 @@
-"""The operations of public-api-2.md (sections 8 to 12) in the OpenAPI document, as data.
+"""The operations of docs/api.md (sections 8 to 12) in the OpenAPI document, as data.
 
 Same conventions as :mod:`.openapi_operations` (whose :class:`Operation` these are): a stable
 ``operationId`` each, one tag, per-status ``code`` lists (the operation's own codes first, then the

@@ -37,7 +37,7 @@ MAX_BATCH_ITEMS = ledger.MAX_BATCH_ITEMS
 """Most transfers in one batch: ``maxItems`` here, 413 ``batch_too_large`` above it."""
 
 PAGE_LIMIT_MAX = 1000
-"""Largest ``limit`` of a list endpoint (public-api.md section 2; the ledger's ``MAX_LIMIT``)."""
+"""Largest ``limit`` of a list endpoint (docs/api.md section 2; the ledger's ``MAX_LIMIT``)."""
 
 PAGE_LIMIT_DEFAULT = 100
 
@@ -168,7 +168,7 @@ def _share(schemas: dict[str, Any], schema: str, field: str, component: str) -> 
 
 
 def _lifecycle_components(schemas: dict[str, Any]) -> None:
-    """The shared shapes of public-api-2.md sections 8-10, one component each (see module docstring)."""
+    """The shared shapes of docs/api.md sections 8-10, one component each (see module docstring)."""
     schemas["AccountStatus"] = {
         "type": "string",
         "enum": ["open", "frozen", "closed"],
@@ -265,7 +265,7 @@ def component_schemas() -> dict[str, Any]:
     schemas["Entry"]["properties"]["amount"] = {**_COUNTER, "minimum": 1}
     for field in ["posted", "pending", "available"]:
         schemas["Balances"]["properties"][field] = dict(_INT64)
-    # public-api-2.md section 11: all four counters and all three balances (query_schemas.BalancesAt).
+    # docs/api.md section 11: all four counters and all three balances (query_schemas.BalancesAt).
     balance_at = schemas["BalanceAt"]
     balance_at["properties"]["balances"] = ref("Balances")
     balance_at["required"] = [*balance_at["required"], "debits_pending", "credits_pending"]

@@ -38,7 +38,7 @@ from shared.logging import caller_var, request_id_var
 from shared.transfer_group import GroupItem
 from shared.web import JSON_MEDIA_TYPE, check_json_media_type
 
-# Actions whose body is optional or absent (public-api.md section 2 for post/void; the account
+# Actions whose body is optional or absent (docs/api.md section 2 for post/void; the account
 # lifecycle and webhook re-enable take none): an empty body needs no Content-Type there.
 _EMPTY_BODY_PATHS = ("/post", "/void", "/freeze", "/unfreeze", "/close", "/enable")
 _WITH_BODY = frozenset({"POST", "PATCH"})

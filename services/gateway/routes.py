@@ -1,6 +1,6 @@
 """The public routes. Handlers only hand the request to the pipeline (or the session service).
 
-Exactly the public paths of public-api.md and public-api-2.md are routed; anything else is 404 ``not_found`` (so no
+Exactly the public paths of docs/api.md are routed; anything else is 404 ``not_found`` (so no
 internal endpoint of any service is reachable through the gateway), a known path with another
 method 404 ``not_found`` too (the contract has no 405).
 """
@@ -29,7 +29,7 @@ PROXIED: list[tuple[str, list[Any]]] = [
     ("/v1/transfers/{transfer_id:str}", ["GET"]),
     ("/v1/transfers/{transfer_id:str}/post", ["POST"]),
     ("/v1/transfers/{transfer_id:str}/void", ["POST"]),
-    # public-api-2.md sections 8-10 (issue 11): transactions, reversals, account lifecycle.
+    # docs/api.md sections 8-10 (issue 11): transactions, reversals, account lifecycle.
     ("/v1/transactions", ["GET", "POST"]),
     ("/v1/transactions/{transaction_id:str}", ["GET"]),
     ("/v1/transactions/{transaction_id:str}/post", ["POST"]),
@@ -39,7 +39,7 @@ PROXIED: list[tuple[str, list[Any]]] = [
     ("/v1/accounts/{account_id:str}/freeze", ["POST"]),
     ("/v1/accounts/{account_id:str}/unfreeze", ["POST"]),
     ("/v1/accounts/{account_id:str}/close", ["POST"]),
-    # public-api-2.md sections 11-12 (issue 12): queries, the event feed, webhook endpoints.
+    # docs/api.md sections 11-12 (issue 12): queries, the event feed, webhook endpoints.
     ("/v1/accounts/{account_id:str}/entries", ["GET"]),
     ("/v1/accounts/{account_id:str}/statement", ["GET"]),
     ("/v1/events", ["GET"]),
@@ -51,7 +51,7 @@ PROXIED: list[tuple[str, list[Any]]] = [
 
 LONG_POLL_SECONDS: dict[str, float] = {"/v1/events": float(EVENTS_MAX_WAIT_SECONDS)}
 """Routes whose ledger answer may be held back on purpose (``GET /v1/events?wait=`` waits up to 30 s,
-public-api-2.md section 12): their forwarding timeout is this plus ``UPSTREAM_TIMEOUT_SECONDS``, so the
+docs/api.md section 12): their forwarding timeout is this plus ``UPSTREAM_TIMEOUT_SECONDS``, so the
 gateway never cuts a wait short and still bounds a ledger that hangs."""
 
 

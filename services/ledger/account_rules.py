@@ -1,4 +1,4 @@
-"""Account lifecycle, limit and metadata changes (public-api-2.md section 10). No I/O here.
+"""Account lifecycle, limit and metadata changes (docs/api.md section 10). No I/O here.
 
 They run on the write path like transfers, under the account's row lock and in request order, so a
 freeze queued in the same group as transfers is seen by exactly the transfers after it.

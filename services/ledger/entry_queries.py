@@ -1,4 +1,4 @@
-"""An account's entries, its statement over a period and its balances at an instant (public-api-2.md
+"""An account's entries, its statement over a period and its balances at an instant (docs/api.md
 section 11), read from the running balances of ``account_entries`` (migration 0011).
 
 Invariants the SQL relies on (docs/queries.md explains them):

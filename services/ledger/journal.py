@@ -1,4 +1,4 @@
-"""The event journal (public-api-2.md section 12): what the write path appends, and how it is read.
+"""The event journal (docs/api.md section 12): what the write path appends, and how it is read.
 
 Every committed change is one event, appended by the same database transaction as the change
 (``ledger_append_events``, migration 0013), numbered per tenant 1, 2, 3... without gaps, in commit

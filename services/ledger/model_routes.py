@@ -1,4 +1,4 @@
-"""The ledger's endpoints for transactions, reversals and account lifecycle (public-api-2.md 8-10).
+"""The ledger's endpoints for transactions, reversals and account lifecycle (docs/api.md sections 8-10).
 
 Each decodes its body (400 for bad input, nothing written), queues ONE write request on the group
 committer (so it is applied in order with the transfers around it, under the same row locks) and

@@ -1,7 +1,7 @@
 """Turns stored rows and in-memory state into the response Structs of :mod:`services.ledger.schemas`.
 
 Timestamps are formatted by :func:`shared.timefmt.rfc3339`, the one formatter of every service, as
-RFC 3339 UTC with microseconds and ``Z`` (public-api.md section 2), always with six fractional
+RFC 3339 UTC with microseconds and ``Z`` (docs/api.md section 2), always with six fractional
 digits, so clients can compare them as strings. List cursors are sealed per tenant here too (see
 "cursors" below): opaque, and valid only for the tenant and the list they were made for.
 """

@@ -1,4 +1,4 @@
-"""The list queries of public-api-2.md section 11 ("Finding things"): the tenant's transfers,
+"""The list queries of docs/api.md section 11 ("Finding things"): the tenant's transfers,
 transactions and accounts, filtered, in cursor pages. (An account's entries, statement and
 balances at an instant are in :mod:`services.ledger.entry_queries`.)
 

@@ -1,4 +1,4 @@
-"""HTTP handlers of public-api-2.md section 11 ("Finding things"): parse the query string, call
+"""HTTP handlers of docs/api.md section 11 ("Finding things"): parse the query string, call
 :mod:`services.ledger.queries` / :mod:`services.ledger.entry_queries`, encode. Nothing else.
 ``ROUTES`` holds the Litestar handlers; ``GET /v1/transfers`` is :func:`list_transfers_asgi`, called
 by the raw ASGI handler that owns that path.
@@ -102,7 +102,7 @@ def _choice(request: Request[Any, Any, Any], name: str, allowed: tuple[str, ...]
 
 
 def _metadata(request: Request[Any, Any, Any]) -> tuple[tuple[str, str], ...]:
-    """``metadata[KEY]=VALUE`` pairs, sorted; the same limits as stored metadata (public-api.md s. 2)."""
+    """``metadata[KEY]=VALUE`` pairs, sorted; the same limits as stored metadata (docs/api.md section 2)."""
     pairs: set[tuple[str, str]] = set()
     for name, value in request.query_params.multi_items():
         if not name.startswith("metadata"):

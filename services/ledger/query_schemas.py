@@ -1,4 +1,4 @@
-"""Response bodies of the read side of public-api-2.md section 11 ("Finding things"), as msgspec Structs.
+"""Response bodies of the read side of docs/api.md section 11 ("Finding things"), as msgspec Structs.
 
 The objects inside the pages (accounts, transfers, transactions) and the derived ``balances`` are
 those of :mod:`services.ledger.schemas`, so a list shows exactly what the single-object reads show.

@@ -1,6 +1,6 @@
 """HTTP handlers of the ledger's internal API: decode, call the domain, encode. Nothing else.
 
-The paths, bodies and errors are those of the public API (public-api.md sections 4 and 5); the
+The paths, bodies and errors are those of the public API (docs/api.md sections 4 and 5); the
 gateway forwards to them after authenticating the caller, passing the tenant in ``X-Tenant-Id``
 together with the internal credential (``X-Internal-Token``), which :func:`tenant_of` checks.
 """

@@ -1,5 +1,5 @@
-"""Request and response bodies of the ledger API (public-api.md sections 4 and 5, public-api-2.md
-sections 8 to 10), as msgspec Structs.
+"""Request and response bodies of the ledger API (docs/api.md sections 4, 5 and
+8 to 10), as msgspec Structs.
 
 Validation lives in the types: decoding a body with :func:`shared.web.decode_json` either yields a
 value that satisfies every section-2 convention or raises a 400 naming the field. Amounts are
@@ -63,7 +63,7 @@ ExpectedVersions = Annotated[
 ]
 MIN_ENTRIES = 2
 MAX_ENTRIES = 100
-"""Entries of one transaction (public-api-2.md section 8)."""
+"""Entries of one transaction (docs/api.md section 8)."""
 
 
 class AccountFlags(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -289,7 +289,7 @@ def balances_of(
     overdraft_limit: int = 0,
 ) -> Balances:
     """The derived balances of section 4; a debit-normal account mirrors a credit-normal one.
-    ``available`` includes the overdraft limit (public-api-2.md section 10)."""
+    ``available`` includes the overdraft limit (docs/api.md section 10)."""
     if normal_balance == "debit":
         debits_posted, credits_posted = credits_posted, debits_posted
         debits_pending, credits_pending = credits_pending, debits_pending

@@ -1,4 +1,4 @@
-"""The rules of multi-leg transactions (public-api-2.md sections 8 and 9). No I/O here.
+"""The rules of multi-leg transactions (docs/api.md sections 8 and 9). No I/O here.
 
 A transaction is 2-100 entries applied all or nothing. Rule order for a new one (the first failing
 rule answers): id replay / ``id_conflict`` (transaction ids are a namespace of their own),

@@ -52,7 +52,7 @@ def _integral_floats_as_ints(value: Any) -> Any:
 @schemathesis.hook
 def before_call(context: Any, case: Any, **kwargs: Any) -> None:
     """A valid case sends ``1.0`` as ``1``. JSON Schema calls ``1.0`` an integer, but the contract
-    refuses every float for an amount or a count, even an integral one (public-api.md section 2: "A
+    refuses every float for an amount or a count, even an integral one (docs/api.md section 2: "A
     float ... is rejected with 400"), and a schema cannot say "without a decimal point". Negative
     cases are left exactly as generated."""
     meta = case.meta

@@ -51,7 +51,7 @@ EXAMPLES = 25
 
 EXCLUDED_CHECKS = ["--exclude-checks", "unsupported_method"]
 """Checks the CLI run leaves out, each because the binding contract says otherwise:
-``unsupported_method`` wants 405 for a method a path does not have, and public-api.md answers it
+``unsupported_method`` wants 405 for a method a path does not have, and docs/api.md section 2 answers it
 404 ``not_found`` (its table has no 405; see shared/web.py and tests/gateway)."""
 
 BASELINE = Path(__file__).with_name("schemathesis_baseline.json")

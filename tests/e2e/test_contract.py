@@ -1,4 +1,4 @@
-"""Every status and error code of public-api.md section 6, reached through the gateway's port."""
+"""Every status and error code of docs/api.md section 6, reached through the gateway's port."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ledger model of public-api-2.md sections 8-10 end to end, through the gateway's port with a
+"""The ledger model of docs/api.md sections 8-10 end to end, through the gateway's port with a
 real session token: a fee split in one transaction, refunds as reversals (one with an
 Idempotency-Key), a freeze, a PATCH with expected_versions, a close; other tenants see nothing."""
 

@@ -1,4 +1,4 @@
-"""Webhook deliveries survive the processes delivering them (public-api-2.md section 12).
+"""Webhook deliveries survive the processes delivering them (docs/api.md section 12).
 
 - SIGKILL: two ledger processes share a database; transfers are written through both while the
   receiver gets the stream; the process holding the endpoint's lease is killed mid-stream and

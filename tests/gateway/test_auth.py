@@ -21,7 +21,7 @@ def second_gateway(platform: Platform) -> ServiceProcess:
 
 
 REVOCATION_BOUND_SECONDS = 1.0
-"""public-api.md section 3: within one second every gateway refuses a revoked session."""
+"""docs/api.md section 3: within one second every gateway refuses a revoked session."""
 
 
 async def refused_within_bound(api: Api, token: str, base_url: str, since: float) -> list[int]:

@@ -1,4 +1,4 @@
-"""The routes of public-api-2.md through the gateway: forwarded, authenticated, per tenant, idempotent.
+"""The routes of docs/api.md sections 8-12 through the gateway: forwarded, authenticated, per tenant, idempotent.
 
 Against the real platform (gateway, ledger, session service): every new public path answers 401
 without a session and reaches the ledger with one (the pipeline's RateLimit headers on the ledger's
@@ -7,7 +7,7 @@ answer); another tenant's ids answer 404; Idempotency-Key replays ``POST /v1/tra
 read is not cut by the ordinary upstream timeout (the ledger frozen past it, the read still gets
 the ledger's answer). Coalescing stays with single transfer writes: the rest go alone.
 
-Where an assertion is the ledger's behaviour (a status or code of public-api-2.md), it is made only
+Where an assertion is the ledger's behaviour (a status or code of docs/api.md sections 8-12), it is made only
 once the ledger serves the operation: until then the ledger answers the path 404 ``not_found`` (the
 code for a path it does not route), and the test says so with a skip instead of asserting the
 spec against a route that is not there yet.

@@ -44,7 +44,7 @@ SPEC_CODES = {
     "transfer_not_pending",
     "pending_expired",
     "amount_exceeds_pending",
-    # public-api-2.md
+    # docs/api.md sections 8-12
     "transaction_not_found",
     "webhook_endpoint_not_found",
     "unbalanced",
@@ -74,7 +74,7 @@ OPERATION_IDS = {
     ("/v1/transfers/{transfer_id}", "get"): "getTransfer",
     ("/v1/transfers/{transfer_id}/post", "post"): "postPendingTransfer",
     ("/v1/transfers/{transfer_id}/void", "post"): "voidPendingTransfer",
-    # public-api-2.md
+    # docs/api.md sections 8-12
     ("/v1/transactions", "post"): "createTransaction",
     ("/v1/transactions", "get"): "listTransactions",
     ("/v1/transactions/{transaction_id}", "get"): "getTransaction",

@@ -100,7 +100,7 @@ async def test_local_leases_bound_admission_across_two_gateways(api: Api, platfo
 
 
 async def test_a_batch_costs_its_item_count(api: Api, platform: Platform) -> None:
-    """public-api.md rate limits, docs/hardening.md item 9: n transfers in a batch spend n tokens,
+    """docs/api.md section 6 (rate limits), docs/hardening.md item 9: n transfers in a batch spend n tokens,
     all or none; a batch over the burst costs the whole burst."""
     gateway = platform.extra_gateway(RATE_LIMIT_PER_SECOND="0.01", RATE_LIMIT_BURST="10")
     try:

@@ -1,4 +1,4 @@
-"""Helpers for the tests of the ledger model (public-api-2.md sections 8-10): transactions,
+"""Helpers for the tests of the ledger model (docs/api.md sections 8-10): transactions,
 reversals, account lifecycle, overdraft limits and versions, all through the ledger's HTTP API."""
 
 from __future__ import annotations

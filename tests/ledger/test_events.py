@@ -1,4 +1,4 @@
-"""The event journal (public-api-2.md section 12) through the ledger's HTTP API: every change is one
+"""The event journal (docs/api.md section 12) through the ledger's HTTP API: every change is one
 event in applied order, the hash chain recomputed by the recipe of docs/events.md with the standard
 library only, the long-poll, and bad parameters."""
 

@@ -1,4 +1,4 @@
-"""Finding things (public-api-2.md section 11) through the ledger's HTTP API: filtered lists of
+"""Finding things (docs/api.md section 11) through the ledger's HTTP API: filtered lists of
 transfers, transactions and accounts with cursor pages, an account's entries with running
 balances, its statement (opening + totals = closing) and its balances at an instant."""
 

@@ -1,4 +1,4 @@
-"""Reversals (public-api-2.md section 9): of transfers, partial and capped at what is left; of
+"""Reversals (docs/api.md section 9): of transfers, partial and capped at what is left; of
 transactions, whole and once. Every rule in order, replay by the new id, nothing written on a refusal."""
 
 from __future__ import annotations

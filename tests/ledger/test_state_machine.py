@@ -1,6 +1,6 @@
 """A hypothesis state machine drives the ledger over HTTP and compares every answer and every
-account with a deliberately simple in-memory model of public-api.md section 5 and public-api-2.md
-sections 8-10: transfers and two phases, multi-leg transactions, reversals of both, freeze,
+account with a deliberately simple in-memory model of docs/api.md sections 5 and
+8-10: transfers and two phases, multi-leg transactions, reversals of both, freeze,
 unfreeze, close, overdraft limits, PATCH, versions and expected_versions.
 
 The rule orders the model follows are the ledger's documented ones (services/ledger/rules.py and

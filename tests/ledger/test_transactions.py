@@ -1,4 +1,4 @@
-"""Multi-leg transactions (public-api-2.md section 8): every rule in order, all or nothing, replay,
+"""Multi-leg transactions (docs/api.md section 8): every rule in order, all or nothing, replay,
 two phases, expiry. Run once per write path (grouped and direct)."""
 
 from __future__ import annotations

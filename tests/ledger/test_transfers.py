@@ -1,4 +1,4 @@
-"""Single transfers: every rule of public-api.md section 5, in order, and bad input writing nothing."""
+"""Single transfers: every rule of docs/api.md section 5, in order, and bad input writing nothing."""
 
 from __future__ import annotations
 

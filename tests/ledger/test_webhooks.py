@@ -1,4 +1,4 @@
-"""The webhook endpoints API (public-api-2.md section 12): create, list, get, delete, enable; bad input
+"""The webhook endpoints API (docs/api.md section 12): create, list, get, delete, enable; bad input
 and URLs that would reach private addresses are refused with nothing stored.
 
 Two ledger processes: one that allows private URLs (as tests and local demos do) and one with the

@@ -1,4 +1,4 @@
-"""Webhook delivery by real ledger processes to a receiver on loopback (public-api-2.md section 12).
+"""Webhook delivery by real ledger processes to a receiver on loopback (docs/api.md section 12).
 
 Events are produced through the API (accounts and transfers); the receiver checks every signature
 with an independent Standard Webhooks implementation. Covered: seq order per endpoint, event-type

@@ -1,4 +1,4 @@
-"""Webhooks (public-api-2.md section 12): endpoints a tenant registers, and their delivery.
+"""Webhooks (docs/api.md section 12): endpoints a tenant registers, and their delivery.
 
 - :mod:`.routes`: ``/v1/webhook-endpoints`` (create, list, get, delete, enable, deliveries);
 - :mod:`.store`: the SQL of endpoints, leases and the deliveries log (migration 0014);

@@ -40,7 +40,7 @@ class Endpoint(Struct):
 
 
 class CreatedEndpoint(Struct):
-    """The answer to a creation (exactly the fields public-api-2.md names): the only time the secret
+    """The answer to a creation (exactly the fields docs/api.md section 12 names): the only time the secret
     is shown. A new endpoint is ``enabled``."""
 
     id: uuid.UUID

@@ -47,7 +47,7 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 DELIVERY_TIMEOUT_SECONDS = 10.0
-"""A delivery counts only when the endpoint answers 2xx within this long (public-api-2.md 12)."""
+"""A delivery counts only when the endpoint answers 2xx within this long (docs/api.md section 12)."""
 
 BATCH = 100
 """Events read per query while an endpoint is worked."""
