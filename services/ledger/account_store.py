@@ -39,7 +39,16 @@ DUE_AMOUNTS = """
   + (SELECT coalesce(sum((e.leg->>'amount')::bigint), 0)::bigint
        FROM transactions x, jsonb_array_elements(x.entries) AS e(leg)
       WHERE x.status = 'pending' AND x.expires_at <= clock_timestamp() AND x.tenant_id = a.tenant_id
-        AND e.leg->>'account_id' = a.id::text AND e.leg->>'direction' = 'credit') AS due_credits"""
+        AND e.leg->>'account_id' = a.id::text AND e.leg->>'direction' = 'credit') AS due_credits,
+    -- How many operations those releases will be (each bumps the version once, state.touch), so a
+    -- read shows the version the next write will check expected_versions against.
+    (SELECT count(*) FROM transfers t
+      WHERE t.status = 'pending' AND t.expires_at <= clock_timestamp() AND t.tenant_id = a.tenant_id
+        AND (t.debit_account_id = a.id OR t.credit_account_id = a.id))
+  + (SELECT count(*) FROM transactions x
+      WHERE x.status = 'pending' AND x.expires_at <= clock_timestamp() AND x.tenant_id = a.tenant_id
+        AND EXISTS (SELECT 1 FROM jsonb_array_elements(x.entries) AS e(leg)
+                     WHERE e.leg->>'account_id' = a.id::text)) AS due_changes"""
 
 INSERT_ACCOUNT = f"""
 WITH inserted AS (
@@ -56,7 +65,7 @@ WITH inserted AS (
            nextval('ledger_block_seq') * {EVENTS_PER_BLOCK}
       FROM inserted
 )
-SELECT *, 0::bigint AS due_debits, 0::bigint AS due_credits FROM inserted
+SELECT *, 0::bigint AS due_debits, 0::bigint AS due_credits, 0::bigint AS due_changes FROM inserted
 """
 
 SELECT_ACCOUNT = f"SELECT {ACCOUNT_COLUMNS}, {DUE_AMOUNTS} FROM accounts a WHERE a.tenant_id = $1 AND a.id = $2"

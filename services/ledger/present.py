@@ -56,7 +56,8 @@ def account_from_row(row: Any) -> Account:
         ),
         status=row["status"],
         overdraft_limit=row["overdraft_limit"],
-        version=row["version"],
+        # Each due release is one more change to come (the write path applies them first).
+        version=row["version"] + row["due_changes"],
         created_by_key_id=row["created_by_key_id"],
     )
 

@@ -463,12 +463,6 @@ async def test_account_list_shows_each_status(ledger: ApiClient) -> None:
     assert (statuses[a["id"]], statuses[b["id"]]) == ("closed", "frozen")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ledger gap (issue 11): a read shows a due reservation released (counters, status expired) before "
-    "the sweep runs, but not the version the release will take; a write with the version just read is then "
-    "422 version_mismatch naming a version the client never saw",
-)
 async def test_a_read_after_an_unswept_expiry_gives_the_version_writes_expect(http: aiohttp.ClientSession) -> None:
     """A reservation past its expires_at reads as released before the sweep has run (section 5);
     the version read with it must be the one a write conditioned on it is judged against, or a
