@@ -26,7 +26,6 @@ from services.ledger.present import (
 )
 from services.ledger.runtime import LedgerRuntime
 from services.ledger.schemas import (
-    CURRENCY_PATTERN,
     MAX_BATCH_ITEMS,
     AccountCreate,
     BatchCreate,
@@ -45,7 +44,6 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 _BATCH_FIELD = re.compile(r"^transfers\[(\d+)\]\.?(.*)$")
 _LIMIT = re.compile(r"[0-9]{1,7}")
-_CURRENCY = re.compile(CURRENCY_PATTERN)
 
 
 def _runtime(request: Request[Any, Any, Any]) -> LedgerRuntime:
