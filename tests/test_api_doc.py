@@ -20,8 +20,8 @@ import pytest
 
 from services.gateway.openapi import build_document
 from services.gateway.routes import PROXIED
-from services.ledger.schemas import MAX_BATCH_ITEMS, MAX_ENTRIES, MAX_TIMEOUT_SECONDS, MIN_ENTRIES
 from shared.errors import ErrorCode
+from shared.ledger_api import MAX_BATCH_ITEMS, MAX_ENTRIES, MAX_TIMEOUT_SECONDS, MIN_ENTRIES
 from shared.web import MAX_BODY_BYTES
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"

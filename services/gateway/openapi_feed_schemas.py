@@ -1,7 +1,7 @@
 """The ``components.schemas`` of docs/api.md sections 11 and 12: entries, statements, events, webhooks.
 
-Written here as JSON Schema, with the ledger's limits and names imported from its Structs
-(``services.ledger.query_schemas``, ``services.ledger.webhooks.schemas``), so that the components
+Written here as JSON Schema, with the ledger's limits and names imported from its public bodies
+(``shared.ledger_query_api``, ``shared.event_api``), so that the components
 have the names and shapes the document uses elsewhere (one named component per shape, every array
 bounded, int64 ranges, ``date-time`` timestamps). The services' answers are checked against them
 (tests/gateway/test_new_routes.py, tests/adversarial).
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.gateway.openapi_schemas import PAGE_LIMIT_MAX, ref
-from services.ledger.webhooks.schemas import EVENT_TYPES, MAX_EVENT_TYPES, MAX_URL_LENGTH, WILDCARDS
+from shared.event_api import EVENT_TYPES, MAX_EVENT_TYPES, MAX_URL_LENGTH, WILDCARDS
 
 EVENTS_MAX_WAIT_SECONDS = 30
 """Longest ``wait`` of ``GET /v1/events`` (docs/api.md section 12)."""

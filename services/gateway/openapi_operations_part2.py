@@ -15,8 +15,8 @@ tests/gateway/test_openapi_client.py check the whole document, these included.
 from __future__ import annotations
 
 from services.gateway.openapi_operations import _ACCOUNT_RULES, _AUTH, _READ, _TRANSFER_RULES, _WRITE, Operation, _with
-from services.ledger.schemas import MAX_ENTRIES, MIN_ENTRIES
 from shared.errors import ErrorCode as E
+from shared.ledger_api import MAX_ENTRIES, MIN_ENTRIES
 
 _MOVEMENT = [*_TRANSFER_RULES, *_ACCOUNT_RULES]
 _LIST_FILTERS = ["account_id_filter", "transfer_status", "created_from", "created_to", "metadata", "order"]

@@ -1,6 +1,6 @@
 """The ``components.schemas`` of the public OpenAPI document: the bodies, curated for clients.
 
-The msgspec Structs that validate the bodies (``services.ledger.schemas``, ``shared.session_api``,
+The msgspec Structs that validate the bodies (``shared.ledger_api``, ``shared.session_api``,
 ``shared.errors``) stay the single source of truth for fields, types and request constraints; this
 module only refines what msgspec cannot say, so that a stock generator (openapi-python-client)
 emits one small, typed model set:
@@ -14,8 +14,8 @@ emits one small, typed model set:
   ``date-time`` on timestamps;
 - descriptions are written for the public (the Structs' docstrings mention internal endpoints).
 
-This is the only module of the document that imports the ledger's (a pure data module: Structs and
-constants, ADR 0025); the others take the batch limit from here.
+The ledger's bodies are imported from ``shared/`` (``shared.ledger_api``), never from the ledger
+service: services import no other service (ADR 0004, checked by import-linter in ./scripts/test).
 
 Invariant: nothing here loosens a request constraint msgspec produced, so the document never
 promises to accept a body the services refuse.
@@ -27,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-from services.ledger import schemas as ledger
+from shared import ledger_api as ledger
 from shared.errors import ErrorCode, ErrorItem, Problem
 from shared.session_api import LoginRequest, SessionCreated
 
@@ -265,7 +265,7 @@ def component_schemas() -> dict[str, Any]:
     schemas["Entry"]["properties"]["amount"] = {**_COUNTER, "minimum": 1}
     for field in ["posted", "pending", "available"]:
         schemas["Balances"]["properties"][field] = dict(_INT64)
-    # docs/api.md section 11: all four counters and all three balances (query_schemas.BalancesAt).
+    # docs/api.md section 11: all four counters and all three balances (ledger_query_api.BalancesAt).
     balance_at = schemas["BalanceAt"]
     balance_at["properties"]["balances"] = ref("Balances")
     balance_at["required"] = [*balance_at["required"], "debits_pending", "credits_pending"]

@@ -15,9 +15,9 @@ import uuid
 import asyncpg
 
 from services.ledger import journal
-from services.ledger.schemas import AccountCreate
 from services.ledger.state import EVENTS_PER_BLOCK
 from shared.errors import ErrorCode, ProblemError
+from shared.ledger_api import AccountCreate
 
 ACCOUNT_COLUMNS = """a.pk, a.tenant_id, a.id, a.currency, a.normal_balance, a.debits_must_not_exceed_credits,
     a.credits_must_not_exceed_debits, a.metadata, a.created_at, a.debits_posted, a.credits_posted,

@@ -28,8 +28,8 @@ from datetime import datetime
 import asyncpg
 
 from services.ledger.queries import clock, seq_before
-from services.ledger.query_schemas import AccountEntry, BalancesAt, EntrySource, Statement
-from services.ledger.schemas import Balances, balances_of
+from shared.ledger_api import Balances, balances_of
+from shared.ledger_query_api import AccountEntry, BalancesAt, EntrySource, Statement
 from shared.timefmt import rfc3339
 
 ACCOUNT_HEAD = "SELECT normal_balance, last_entry_seq, created_at FROM accounts WHERE tenant_id = $1 AND id = $2"

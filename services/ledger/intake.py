@@ -22,9 +22,9 @@ import msgspec
 
 from services.ledger.operations import CreateTransfer, Outcome, PostPending, VoidPending, WriteRequest
 from services.ledger.present import problem_of, transfer_of
-from services.ledger.schemas import EmptyBody, PendingPost, TransferCreate
 from shared.asgi import problem_body
 from shared.errors import PROBLEM_MEDIA_TYPE, ErrorCode, ProblemError
+from shared.ledger_api import EmptyBody, PendingPost, TransferCreate
 from shared.web import JSON_MEDIA_TYPE, decode_json
 
 

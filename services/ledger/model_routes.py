@@ -33,9 +33,9 @@ from services.ledger.operations import (
 from services.ledger.present import account_of, problem_of, transaction_of, transfer_of
 from services.ledger.routes import tenant_of
 from services.ledger.runtime import LedgerRuntime
-from services.ledger.schemas import AccountPatch, EmptyBody, TransactionCreate, TransactionReverse, TransferReverse
 from shared.errors import ErrorCode, ProblemError
 from shared.http import KEY_HEADER, key_id_header
+from shared.ledger_api import AccountPatch, EmptyBody, TransactionCreate, TransactionReverse, TransferReverse
 from shared.web import decode_json, json_response, problem_response, read_body
 
 

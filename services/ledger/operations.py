@@ -11,15 +11,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from services.ledger.schemas import (
+from services.ledger.state import AccountState, TransactionState, TransferState
+from shared.errors import ErrorCode
+from shared.ledger_api import (
     AccountPatch,
     TransactionCreate,
     TransactionReverse,
     TransferCreate,
     TransferReverse,
 )
-from services.ledger.state import AccountState, TransactionState, TransferState
-from shared.errors import ErrorCode
 
 # -- operations -----------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Turns stored rows and in-memory state into the response Structs of :mod:`services.ledger.schemas`.
+"""Turns stored rows and in-memory state into the response Structs of :mod:`shared.ledger_api`.
 
 Timestamps are formatted by :func:`shared.timefmt.rfc3339`, the one formatter of every service, as
 RFC 3339 UTC with microseconds and ``Z`` (docs/api.md section 2), always with six fractional
@@ -18,9 +18,9 @@ from datetime import datetime
 from typing import Any
 
 from services.ledger.operations import Outcome
-from services.ledger.schemas import Account, AccountFlags, Entry, Transaction, Transfer, balances_of
 from services.ledger.state import AccountState, TransactionState, TransferState
 from shared.errors import ErrorCode, ErrorItem, ProblemError
+from shared.ledger_api import Account, AccountFlags, Entry, Transaction, Transfer, balances_of
 from shared.timefmt import rfc3339
 
 

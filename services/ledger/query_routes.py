@@ -26,12 +26,12 @@ from litestar.types import Receive, Scope, Send
 from services.ledger import entry_queries, queries, reads
 from services.ledger.db import connection
 from services.ledger.present import decode_cursor, encode_cursor
-from services.ledger.query_schemas import AccountPage, EntryPage, TransactionPage, TransferPage
 from services.ledger.routes import tenant_of
 from services.ledger.runtime import LedgerRuntime
-from services.ledger.schemas import CURRENCY_PATTERN
 from shared.asgi import respond, respond_problem
 from shared.errors import ErrorCode, ProblemError
+from shared.ledger_api import CURRENCY_PATTERN
+from shared.ledger_query_api import AccountPage, EntryPage, TransactionPage, TransferPage
 from shared.web import json_response
 
 DEFAULT_LIMIT = 100

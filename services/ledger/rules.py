@@ -36,13 +36,14 @@ from services.ledger.operations import (
     WriteRequest,
     fail,
 )
-from services.ledger.schemas import (
+from services.ledger.state import AccountState, LedgerState, TransferState
+from shared.errors import ErrorCode
+from shared.ledger_api import (
     MAX_AMOUNT,
     TransferCreate,
     TransferReverse,
 )
-from services.ledger.state import AccountState, EntryKind, LedgerState, SourceType, TransferState
-from shared.errors import ErrorCode
+from shared.ledger_query_api import EntryKind, SourceType
 
 # -- dispatch -------------------------------------------------------------------------------------
 

@@ -24,7 +24,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from services.ledger.schemas import AccountStatus, Direction, TransferStatus
+from shared.event_api import EventType
+from shared.ledger_api import AccountStatus, Direction, TransferStatus
+from shared.ledger_query_api import EntryKind, SourceType
 
 EVENTS_PER_BLOCK = 1 << 20
 """Events one write transaction may number: a group of 8,000 transfers plus every due reservation on
@@ -33,21 +35,7 @@ its accounts stays far below it. (Migration 0001 first said 65536; 0003 records 
 Key = tuple[uuid.UUID, uuid.UUID]
 """(tenant_id, id): ids are per tenant, so every lookup is by this pair."""
 
-EntryKind = Literal["posted", "pending", "pending_posted", "pending_released"]
-SourceType = Literal["transfer", "transaction"]
 ChangeKind = Literal["created", "frozen", "unfrozen", "closed", "updated"]
-EventType = Literal[
-    "account.created",
-    "account.updated",
-    "transfer.created",
-    "transfer.posted",
-    "transfer.voided",
-    "transfer.expired",
-    "transaction.created",
-    "transaction.posted",
-    "transaction.voided",
-    "transaction.expired",
-]
 
 
 @dataclass(slots=True)

@@ -22,9 +22,10 @@ from datetime import timedelta
 
 from services.ledger.operations import CreateTransaction, Outcome, ResolveTransaction, ReverseTransaction, fail
 from services.ledger.rules import limit_failure, movable, versions_match
-from services.ledger.schemas import TransactionCreate
-from services.ledger.state import AccountState, EntryKind, LedgerState, Leg, TransactionState
+from services.ledger.state import AccountState, LedgerState, Leg, TransactionState
 from shared.errors import ErrorCode
+from shared.ledger_api import TransactionCreate
+from shared.ledger_query_api import EntryKind
 
 
 def _same_request(existing: TransactionState, body: TransactionCreate) -> bool:

@@ -8,7 +8,7 @@ import uuid
 import msgspec
 import pytest
 
-from services.ledger.schemas import MAX_BATCH_ITEMS
+from shared.ledger_api import MAX_BATCH_ITEMS
 from tests.support.api import Api, Reply, Tenant
 from tests.support.platform import Platform, quick_tenant
 

@@ -23,7 +23,7 @@ from services.ledger import account_store, store
 from services.ledger.db import _init_connection
 from services.ledger.migrate import migrate
 from services.ledger.operations import CreateTransfer, PostPending, VoidPending, WriteRequest
-from services.ledger.schemas import AccountCreate, AccountFlags, TransferCreate
+from shared.ledger_api import AccountCreate, AccountFlags, TransferCreate
 from shared.settings import get_settings
 from tests.support.processes import ROOT
 

@@ -20,8 +20,8 @@ from services.gateway.openapi import build_document
 from services.gateway.openapi_operations_part2 import AWAITING_LEDGER
 from services.gateway.routes import PROXIED
 from services.ledger.routes import MAX_LIMIT
-from services.ledger.schemas import MAX_BATCH_ITEMS
 from shared.errors import ErrorCode
+from shared.ledger_api import MAX_BATCH_ITEMS
 from tests.support.api import Api
 
 SPEC_CODES = {

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from services.ledger.schemas import MAX_BATCH_ITEMS
+from shared.ledger_api import MAX_BATCH_ITEMS
 from tests.support.http import ApiClient
 
 

@@ -23,7 +23,9 @@ from services.ledger.present import MAX_POSITION, decode_cursor, encode_cursor
 from services.ledger.routes import tenant_of
 from services.ledger.runtime import LedgerRuntime
 from services.ledger.webhooks import signing, store
-from services.ledger.webhooks.schemas import (
+from services.ledger.webhooks.url_safety import check_url
+from shared.errors import ErrorCode, ErrorItem, ProblemError
+from shared.event_api import (
     EVENT_TYPES,
     WILDCARDS,
     CreatedEndpoint,
@@ -33,8 +35,6 @@ from services.ledger.webhooks.schemas import (
     EndpointCreate,
     EndpointPage,
 )
-from services.ledger.webhooks.url_safety import check_url
-from shared.errors import ErrorCode, ErrorItem, ProblemError
 from shared.timefmt import rfc3339
 from shared.web import decode_json, json_response, read_body
 

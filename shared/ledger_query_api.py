@@ -1,9 +1,10 @@
-"""Response bodies of the read side of docs/api.md section 11 ("Finding things"), as msgspec Structs.
+"""The ledger's public response bodies of the read side, docs/api.md section 11 ("Finding things"),
+as msgspec Structs.
 
 The objects inside the pages (accounts, transfers, transactions) and the derived ``balances`` are
-those of :mod:`services.ledger.schemas`, so a list shows exactly what the single-object reads show.
-Requests of these endpoints are query strings only; they are parsed in
-:mod:`services.ledger.query_routes`.
+those of :mod:`shared.ledger_api`, so a list shows exactly what the single-object reads show.
+Requests of these endpoints are query strings only; the ledger parses them
+(``services/ledger/query_routes.py``). In ``shared/`` with the other public bodies (ADR 0004).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Literal
 import msgspec
 from msgspec import Struct
 
-from services.ledger.schemas import Account, Balances, Direction, Transaction, Transfer
+from shared.ledger_api import Account, Balances, Direction, Transaction, Transfer
 
 EntryKind = Literal["posted", "pending", "pending_posted", "pending_released"]
 SourceType = Literal["transfer", "transaction"]

@@ -1,7 +1,10 @@
-"""Request and response bodies of the webhook endpoints, and the event types they can subscribe to.
+"""The event types of the ledger's journal, and the public bodies of the webhook endpoints
+(docs/api.md section 12).
 
-The gateway's OpenAPI document describes these Structs; the event types are those of the journal
-(migration 0013's CHECK on ``events.type``).
+:data:`EventType` is the one list of event types: the ledger's write path emits them
+(``services/ledger/state.py``), its journal stores them (migration 0013's CHECK on ``events.type``
+says the same), webhook filters name them, and the gateway's OpenAPI document enumerates them. In
+``shared/`` because the ledger and the gateway both need them (ADR 0004).
 """
 
 from __future__ import annotations
@@ -11,7 +14,19 @@ from typing import Annotated, Literal, get_args
 
 from msgspec import Meta, Struct
 
-from services.ledger.state import EventType
+EventType = Literal[
+    "account.created",
+    "account.updated",
+    "transfer.created",
+    "transfer.posted",
+    "transfer.voided",
+    "transfer.expired",
+    "transaction.created",
+    "transaction.posted",
+    "transaction.voided",
+    "transaction.expired",
+]
+"""What changed: ``<resource>.<change>``, one per event."""
 
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 """Every event type of the journal."""

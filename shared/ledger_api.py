@@ -1,9 +1,16 @@
-"""Request and response bodies of the ledger API (docs/api.md sections 4, 5 and
-8 to 10), as msgspec Structs.
+"""The ledger's public request and response bodies (docs/api.md sections 4, 5 and 8 to 10), as
+msgspec Structs, with their limits and the one balance rule (:func:`balances_of`).
+
+They live in ``shared/`` because two services need them: the ledger decodes and encodes with them,
+and the gateway's OpenAPI document is built from them, so the document cannot drift from what the
+ledger accepts (ADR 0004; import-linter forbids one service to import another). The read side's
+bodies are :mod:`shared.ledger_query_api`, the event feed's and webhooks' :mod:`shared.event_api`.
+Shapes only the ledger uses (a batch's first decoding pass, its page of an account's transfers)
+stay in the ledger.
 
 Validation lives in the types: decoding a body with :func:`shared.web.decode_json` either yields a
 value that satisfies every section-2 convention or raises a 400 naming the field. Amounts are
-Python ints end to end; no float ever holds money.
+Python ints end to end; no float ever holds money. This module imports nothing from a service.
 """
 
 from __future__ import annotations
@@ -164,12 +171,6 @@ class BatchCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     atomic: bool = False
 
 
-class BatchShape(Struct, kw_only=True):
-    """First pass over a batch body: counts items without validating them (413 before 400)."""
-
-    transfers: list[msgspec.Raw]
-
-
 class PendingPost(Struct, forbid_unknown_fields=True, kw_only=True):
     """Optional body of ``POST /v1/transfers/{id}/post``; ``amount`` defaults to the full amount."""
 
@@ -253,11 +254,6 @@ class BalanceAt(Struct):
     debits_posted: int
     credits_posted: int
     balances: PostedBalance
-
-
-class Page(Struct):
-    data: list[Account] | list[Transfer]
-    next_cursor: str | None
 
 
 class BatchData(Struct):
