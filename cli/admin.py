@@ -53,17 +53,17 @@ async def _with_service(settings: Settings, action: Callable[[SessionService], A
     store = SessionStore(settings)
     await store.start()
     try:
-        if settings.dynamodb_endpoint_url:
+        if settings.dynamodb.endpoint_url:
             await store.bootstrap()
-        cache = SessionCache(redis, settings.redis_key_prefix, settings.session_cache_ttl_seconds)
+        cache = SessionCache(redis, settings.redis.key_prefix, settings.session.cache_ttl_seconds)
         service = session_service(settings, store, cache)  # no cap on live sessions: it opens none
         return await action(service)
     except (StoreUnavailable, BotoCoreError) as exc:
-        where = settings.dynamodb_endpoint_url or "the regional AWS endpoint"
-        hint = " (is ./scripts/run running?)" if settings.dynamodb_endpoint_url else ""
+        where = settings.dynamodb.endpoint_url or "the regional AWS endpoint"
+        hint = " (is ./scripts/run running?)" if settings.dynamodb.endpoint_url else ""
         return _fail(f"DynamoDB is unavailable at {where}{hint}: {exc}")
     except CacheUnavailable as exc:
-        return _fail(f"Redis is unavailable at {settings.redis_url}: {exc}; nothing was revoked")
+        return _fail(f"Redis is unavailable at {settings.redis.url}: {exc}; nothing was revoked")
     finally:
         await store.close()
         await redis.aclose()
@@ -174,7 +174,7 @@ def events(argv: list[str]) -> int:
     if args.after < 0:
         return _fail("--after must be 0 or more", 2)
     try:
-        return asyncio.run(_print_events(get_settings().database_url, tenant, args.after, args.follow))
+        return asyncio.run(_print_events(get_settings().database.url, tenant, args.after, args.follow))
     except KeyboardInterrupt:
         return 0
     except BrokenPipeError:  # the reader went away (| head): not an error

@@ -123,7 +123,7 @@ class Platform:
         self.local.adopt("the DynamoDB endpoint", process)
 
     def start_services(self) -> None:
-        endpoint = self.settings.dynamodb_endpoint_url or ""
+        endpoint = self.settings.dynamodb.endpoint_url or ""
         # A local demo's webhook receiver listens on this machine: allow loopback/private webhook URLs
         # here (never the default; AWS sets it false and requires https). An explicit setting wins.
         env = {
@@ -132,8 +132,8 @@ class Platform:
             "PYTHONPATH": str(ROOT),
             "DYNAMODB_ENDPOINT_URL": endpoint,
         }
-        ports = {"session": self.settings.session_port, "ledger": self.settings.ledger_port,
-                 "gateway": self.settings.gateway_port}
+        ports = {"session": self.settings.session.port, "ledger": self.settings.ledger.port,
+                 "gateway": self.settings.gateway.port}
         for name in SERVICES:
             if port_open("127.0.0.1", ports[name]):
                 raise RuntimeError(f"port {ports[name]} ({name}) is already in use; is the platform running already?")
@@ -180,17 +180,17 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        platform.local.ensure_postgres(settings.database_url)
-        platform.local.ensure_redis(settings.redis_url)
-        if settings.dynamodb_endpoint_url:
-            platform.ensure_dynamodb(settings.dynamodb_endpoint_url)
+        platform.local.ensure_postgres(settings.database.url)
+        platform.local.ensure_redis(settings.redis.url)
+        if settings.dynamodb.endpoint_url:
+            platform.ensure_dynamodb(settings.dynamodb.endpoint_url)
         from services.ledger.migrate import migrate
 
-        applied = asyncio.run(migrate(settings.database_url))
+        applied = asyncio.run(migrate(settings.database.url))
         say(f"database migrated ({len(applied)} new migration(s) applied)")
         platform.start_services()
         say(platform.dynamodb_note or "DynamoDB: the regional AWS endpoint")
-        gateway = f"http://127.0.0.1:{settings.gateway_port}"
+        gateway = f"http://127.0.0.1:{settings.gateway.port}"
         print(f"ready: gateway at {gateway} (get an API key with ./scripts/admin create-tenant NAME, "
               f"then POST {gateway}/v1/sessions; logs in {LOG_DIR}; Ctrl-C stops)", flush=True)
         while not stopping["signal"]:

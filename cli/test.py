@@ -20,8 +20,8 @@ def main(argv: list[str]) -> int:
     settings = get_settings()
     services = LocalServices()
     try:
-        services.ensure_postgres(settings.database_url)
-        services.ensure_redis(settings.redis_url)
+        services.ensure_postgres(settings.database.url)
+        services.ensure_redis(settings.redis.url)
         if lint:
             say("ruff")
             if subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=ROOT).returncode:

@@ -5,11 +5,11 @@ long-lived aiohttp ``ClientSession`` whose keep-alive pool carries every call to
 so no request pays for a TCP handshake. A :class:`ServiceClient` per upstream adds its base URL
 and timeout. Each call carries
 
-- ``X-Internal-Token``: the shared internal credential (``settings.internal_token``);
+- ``X-Internal-Token``: the shared internal credential (``settings.process.internal_token``);
 - ``X-Request-Id`` and ``X-Amzn-Trace-Id`` of the request being served (from :mod:`shared.logging`),
   so one id follows a request through all three services and their log lines (with tracing on,
   :mod:`shared.tracing` rewrites the trace header's ``Parent`` to the call's client span);
-- a total timeout of ``settings.upstream_timeout_seconds``.
+- a total timeout of ``settings.gateway.upstream_timeout_seconds``.
 
 A connection failure or a timeout becomes :class:`UpstreamUnavailable` (carrying whether the
 request may have reached the upstream), which callers turn into 503 ``unavailable``.

@@ -34,7 +34,7 @@ class ReadTimeoutHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._read_timeout = get_settings().request_read_timeout_seconds
+        self._read_timeout = get_settings().process.request_read_timeout_seconds
         self._read_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]

@@ -1,6 +1,6 @@
 """The one way a process opens its Redis client: fail fast, never retry silently.
 
-Timeouts come from ``settings.redis_timeout_seconds`` so that a Redis outage turns into a 503
+Timeouts come from ``settings.redis.timeout_seconds`` so that a Redis outage turns into a 503
 within that time instead of a hung request; no retry on timeout, because the callers (rate limit,
 idempotency claim, session cache) decide themselves what an unanswered command means.
 
@@ -44,22 +44,22 @@ class RedisUserCredentials(CredentialProvider):
 def open_redis(settings: Settings, max_connections: int | None = None) -> Redis:
     credentials: CredentialProvider | None = None
     username: str | None = None
-    if settings.redis_auth_secret_arn:
+    if settings.redis.auth_secret_arn:
         # The password rotates every 30 days, and ECS would inject it only once. Each new
         # connection takes the secret's current token instead, re-read while the process runs, so a
         # rotation needs no restart (ADR 0107).
-        tokens = SecretTokens.from_aws(settings.redis_auth_secret_arn, "token", region=settings.aws_region)
-        if settings.redis_username:
-            credentials = RedisUserCredentials(settings.redis_username, tokens)
+        tokens = SecretTokens.from_aws(settings.redis.auth_secret_arn, "token", region=settings.process.aws_region)
+        if settings.redis.username:
+            credentials = RedisUserCredentials(settings.redis.username, tokens)
         else:
             credentials = RedisSecretCredentials(tokens)
     else:
         # The URL's password, as this user (a user named in the URL itself takes precedence).
-        username = settings.redis_username or None
+        username = settings.redis.username or None
     return Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.redis_timeout_seconds,
-        socket_connect_timeout=settings.redis_timeout_seconds,
+        settings.redis.url,
+        socket_timeout=settings.redis.timeout_seconds,
+        socket_connect_timeout=settings.redis.timeout_seconds,
         retry_on_timeout=False,
         max_connections=max_connections,
         credential_provider=credentials,

@@ -1,6 +1,6 @@
 """The Redis session cache: the one contract the session service (writer) and the gateway (reader) share.
 
-Keys (all under ``settings.redis_key_prefix``):
+Keys (all under ``settings.redis.key_prefix``):
 
 - ``sess:<sha256(token)>`` holds ``<tenant_id>|<key_id>|<expires_at_epoch>`` for a live session,
   or the tombstone ``revoked``. It lives at most ``session_cache_ttl_seconds`` and never past the

@@ -93,10 +93,10 @@ def inject(headers: dict[str, str]) -> None:
 
 
 def exporter_name(settings: Settings) -> str:
-    """``otlp``, ``console`` or ``none`` from the settings (see ``Settings.tracing_exporter``)."""
-    name = settings.tracing_exporter.strip().lower()
+    """``otlp``, ``console`` or ``none`` from the settings (see ``Settings.tracing.exporter``)."""
+    name = settings.tracing.exporter.strip().lower()
     if not name:
-        return "otlp" if settings.otlp_endpoint else "none"
+        return "otlp" if settings.tracing.otlp_endpoint else "none"
     if name not in {"otlp", "console", "none"}:
         raise ValueError(f"OTEL_TRACES_EXPORTER must be otlp, console or none, got {name!r}")
     return name
@@ -153,7 +153,7 @@ def setup(service: str, settings: Settings, libraries: Iterable[str] = ()) -> bo
     json_logging.trace_id_source = current_trace_id
     log.info(
         "tracing on",
-        extra={"exporter": exporter, "sampler": settings.tracing_sampler, "ratio": settings.tracing_sample_ratio},
+        extra={"exporter": exporter, "sampler": settings.tracing.sampler, "ratio": settings.tracing.sample_ratio},
     )
     return True
 

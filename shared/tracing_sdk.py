@@ -70,10 +70,10 @@ def make_sampler(settings: Settings, *, decides_for_requests: bool) -> Sampler:
     ``X-Amzn-Trace-Id``) is sampled by ratio too, so a client cannot force tracing of its requests.
     Elsewhere a remote parent's decision (the gateway's) is followed.
     """
-    name = settings.tracing_sampler.strip().lower()
+    name = settings.tracing.sampler.strip().lower()
     if name not in SAMPLERS:
         raise ValueError(f"OTEL_TRACES_SAMPLER must be one of {sorted(SAMPLERS)}, got {name!r}")
-    ratio = {"parentbased_always_on": 1.0, "parentbased_always_off": 0.0}.get(name, settings.tracing_sample_ratio)
+    ratio = {"parentbased_always_on": 1.0, "parentbased_always_off": 0.0}.get(name, settings.tracing.sample_ratio)
     if not 0.0 <= ratio <= 1.0:
         raise ValueError(f"OTEL_TRACES_SAMPLER_ARG must be between 0 and 1, got {ratio}")
     root = RequestRoots(ratio)
@@ -145,10 +145,10 @@ def make_exporter(name: str, settings: Settings) -> SpanExporter:
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
         return ConsoleSpanExporter(out=sys.stderr, formatter=_json_line)
-    protocol = settings.otlp_protocol.strip().lower()
+    protocol = settings.tracing.otlp_protocol.strip().lower()
     if protocol not in DEFAULT_ENDPOINTS:
         raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL must be grpc or http/protobuf, got {protocol!r}")
-    endpoint = settings.otlp_endpoint or DEFAULT_ENDPOINTS[protocol]
+    endpoint = settings.tracing.otlp_endpoint or DEFAULT_ENDPOINTS[protocol]
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 

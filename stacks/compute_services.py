@@ -22,7 +22,7 @@ TRACE_SAMPLE_RATIO = "0.05"
 services follow). docs/performance.md measures what a ratio costs; ADR 0050 explains the choice."""
 
 WEBHOOK_ENVIRONMENT = {"WEBHOOK_REQUIRE_HTTPS": "true", "WEBHOOK_ALLOW_PRIVATE_URLS": "false"}
-"""The ledger's webhook settings in AWS (shared/settings.py; docs/webhooks.md): https only, no
+"""The ledger's webhook settings in AWS (shared/settings/ledger.py; docs/webhooks.md): https only, no
 private, loopback or link-local destinations, whatever the defaults are."""
 
 INDEXED_SPAN_ATTRIBUTES = ("ledger.transfer_id", "ledger.operation", "ledger.group.size")

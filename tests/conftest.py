@@ -23,7 +23,7 @@ from shared.settings import get_settings
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """DSN of a freshly migrated database that lives for the whole test session."""
-    base = get_settings().database_url
+    base = get_settings().database.url
     name = f"test_{uuid.uuid4().hex[:12]}"
     dsn = with_database(base, name)
     asyncio.run(migrate(dsn))
@@ -44,7 +44,7 @@ def redis_prefix() -> Iterator[str]:
     """A Redis key prefix private to this test session; its keys are deleted afterwards."""
     prefix = f"test:{uuid.uuid4().hex[:10]}:"
     yield prefix
-    client = redis.Redis.from_url(get_settings().redis_url)
+    client = redis.Redis.from_url(get_settings().redis.url)
     try:
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         if keys:

@@ -17,7 +17,7 @@ Checked in every ``*.md`` of ``docs/`` and in README.md:
 
 Names that are about the future or about AWS only are whitelisted explicitly, with the reason; a
 failure names the document, the line and what to do. Two claims in code are kept true too:
-shared/settings.py's docstring lists exactly the modules of shared/ and services/ that read the
+shared/settings/'s docstring lists exactly the modules of shared/ and services/ that read the
 environment besides it, and docs/services.md names every file where one service imports another.
 """
 
@@ -152,8 +152,9 @@ def _constants(tree: ast.Module) -> dict[str, str]:
 
 
 def environment_names(path: Path) -> set[str]:
-    """Variables a module reads: first arguments of ``_env_*``, ``os.environ.get``, ``.get`` on an
-    environment mapping and ``os.getenv``, as literals, module constants or f-string suffixes."""
+    """Variables a module reads: first arguments of ``setting`` (the settings' declarations),
+    ``os.environ.get``, ``.get`` on an environment mapping and ``os.getenv``, as literals, module
+    constants or f-string suffixes."""
     tree = ast.parse(path.read_text())
     constants = _constants(tree)
     names: set[str] = set()
@@ -161,7 +162,7 @@ def environment_names(path: Path) -> set[str]:
         if not (isinstance(node, ast.Call) and node.args and isinstance(node.func, ast.Attribute | ast.Name)):
             continue
         func = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
-        if not (func.startswith("_env_") or func in {"get", "getenv"}):
+        if func not in {"setting", "get", "getenv"}:
             continue
         arg = node.args[0]
         if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
@@ -173,12 +174,13 @@ def environment_names(path: Path) -> set[str]:
     return {name for name in names if re.fullmatch(r"\*?[A-Z][A-Z0-9_]*", name)}
 
 
-SETTINGS = ROOT / "shared" / "settings.py"
+SETTINGS = sorted((ROOT / "shared" / "settings").glob("*.py"))
+"""The settings loader's modules: the groups declare each variable with ``setting(NAME, default)``."""
 
 
 def other_readers() -> set[str]:
-    """The modules shared/settings.py's docstring names as reading the environment too."""
-    docstring = ast.get_docstring(ast.parse(SETTINGS.read_text())) or ""
+    """The modules shared/settings/'s docstring names as reading the environment too."""
+    docstring = ast.get_docstring(ast.parse((ROOT / "shared" / "settings" / "__init__.py").read_text())) or ""
     return set(re.findall(r"``((?:shared|services)/[\w/]+\.py)``", docstring))
 
 
@@ -186,7 +188,7 @@ def other_readers() -> set[str]:
 def known_settings() -> frozenset[str]:
     """Variables the settings loader and the readers its docstring names read, and the Dockerfile's
     build arguments and environment."""
-    names = environment_names(SETTINGS)
+    names = {name for module in SETTINGS for name in environment_names(module)}
     names |= set(re.findall(r"^(?:ARG|ENV)\s+([A-Z][A-Z0-9_]*)", (ROOT / "Dockerfile").read_text(), re.M))
     for module in other_readers():
         names |= environment_names(ROOT / module)
@@ -197,8 +199,9 @@ def known_settings() -> frozenset[str]:
 def numeric_defaults() -> dict[str, float]:
     """``NAME`` -> the default the settings loader gives it, for literal numeric defaults."""
     defaults = {}
-    for node in ast.walk(ast.parse(SETTINGS.read_text())):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("_env_"):
+    nodes = [node for module in SETTINGS for node in ast.walk(ast.parse(module.read_text()))]
+    for node in nodes:
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setting":
             name, default = node.args[0], node.args[1] if len(node.args) > 1 else None
             number = default.value if isinstance(default, ast.Constant) else None
             if isinstance(name, ast.Constant) and isinstance(number, int | float) and not isinstance(number, bool):
@@ -277,7 +280,7 @@ def setting_problem(token: str) -> str | None:
     if is_known_setting(name) or name in NOT_SETTINGS or name in defined_upper_names() | infrastructure_strings():
         return None
     return (
-        f"`{name}` is neither read by shared/settings.py (nor by a reader its docstring names) nor a "
+        f"`{name}` is neither read by shared/settings/ (nor by a reader its docstring names) nor a "
         "constant of the code; fix the document, or add it to NOT_SETTINGS in tests/test_docs.py with the reason"
     )
 
@@ -301,7 +304,7 @@ def document_problems(doc: Path) -> list[str]:
         for name, value in [] if fenced else DEFAULT.findall(line):
             if name in numeric_defaults() and float(value) != numeric_defaults()[name]:
                 problems.append(
-                    f"{relative(doc)}:{number}: `{name}` ({value}), but shared/settings.py's default is "
+                    f"{relative(doc)}:{number}: `{name}` ({value}), but shared/settings/'s default is "
                     f"{numeric_defaults()[name]:g}"
                 )
         # NAME=value words that start a command line of a fenced block (shell variables are not).
@@ -336,9 +339,9 @@ def test_settings_docstring_names_every_other_reader_of_the_environment() -> Non
         for top in ("shared", "services")
         for path in (ROOT / top).rglob("*.py")
         if _reads_environment(ast.parse(path.read_text()))
-    } - {"shared/settings.py"}
+    } - {relative(module) for module in SETTINGS}
     assert readers == other_readers(), (
-        f"modules reading os.environ: {sorted(readers)}; shared/settings.py's docstring names "
+        f"modules reading os.environ: {sorted(readers)}; shared/settings/'s docstring names "
         f"{sorted(other_readers())}. Read the variable through Settings, or name the module there and why"
     )
 

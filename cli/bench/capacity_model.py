@@ -36,7 +36,7 @@ class Assumption:
 _ASSUMED = (
     Assumption("vcpu_equivalence", 1.0, "one Fargate or Aurora vCPU does the work of one core of the bench machine "
                "(AMD EPYC, shared); unmeasured on AWS: the first load test there replaces it"),
-    Assumption("workers_per_task", 1, "processes per task: WORKERS defaults to 1 (shared/settings.py) and the compute "
+    Assumption("workers_per_task", 1, "processes per task: WORKERS defaults to 1 (shared/settings/) and the compute "
                "stack does not set it, so a task uses at most one vCPU for Python however large it is"),
     Assumption("scaling_target", PLATFORM.cpu_target_percent / 100, "ECS target-tracking CPU target "
                "(PlatformConfig.cpu_target_percent): tasks run at this share of their CPU"),

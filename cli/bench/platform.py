@@ -95,16 +95,16 @@ class BenchPlatform:
 
     def __post_init__(self) -> None:
         settings = get_settings()
-        self.server_dsn = settings.database_url
+        self.server_dsn = settings.database.url
         self.database = f"bench_{self.run_id}"
         self.log_dir = ROOT / ".local" / "bench" / self.run_id
         self.services = {name: Service(name, free_port()) for name in SERVICES}
         self.env = {
-            "DATABASE_URL": with_database(settings.database_url, self.database),
-            "REDIS_URL": settings.redis_url,
+            "DATABASE_URL": with_database(settings.database.url, self.database),
+            "REDIS_URL": settings.redis.url,
             "REDIS_KEY_PREFIX": f"bench:{self.run_id}:",
             "DYNAMODB_TABLE_PREFIX": f"bench-{self.run_id}-",
-            "AWS_REGION": settings.aws_region,
+            "AWS_REGION": settings.process.aws_region,
             "INTERNAL_TOKEN": secrets.token_urlsafe(24),
             **{f"{name.upper()}_PORT": str(service.port) for name, service in self.services.items()},
             **BENCH_ENV,

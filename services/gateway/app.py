@@ -40,45 +40,45 @@ class Components:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.redis = open_redis(settings, max_connections=1024)
-        timeout = settings.upstream_timeout_seconds
+        timeout = settings.gateway.upstream_timeout_seconds
         self.http = HttpPool()
-        self.ledger = ServiceClient("ledger", settings.ledger_base_url(), settings.internal_token, timeout, self.http)
+        self.ledger = ServiceClient("ledger", settings.ledger_base_url(), settings.process.internal_token, timeout, self.http)
         coalescer = (
             Coalescer(
                 self.ledger,
-                max_inflight=settings.coalesce_max_inflight,
-                max_items=settings.coalesce_max_items,
+                max_inflight=settings.gateway.coalesce_max_inflight,
+                max_items=settings.gateway.coalesce_max_items,
             )
-            if settings.coalesce_transfers
+            if settings.gateway.coalesce_transfers
             else None
         )
         self.sessions = ServiceClient(
-            "session", settings.session_base_url(), settings.internal_token, timeout, self.http
+            "session", settings.session_base_url(), settings.process.internal_token, timeout, self.http
         )
-        prefix = settings.redis_key_prefix
+        prefix = settings.redis.key_prefix
         self.pipeline = Pipeline(
             Authenticator(
                 self.redis,
                 prefix,
                 self.sessions,
-                LocalSessions(settings.session_local_cache_seconds, settings.unknown_token_cache_seconds),
+                LocalSessions(settings.gateway.session_local_cache_seconds, settings.gateway.unknown_token_cache_seconds),
             ),
             Admission(
                 self.redis,
                 prefix,
-                RateLimit(settings.rate_limit_per_second, settings.rate_limit_burst),
-                settings.idempotency_lease_seconds,
-                settings.idempotency_ttl_seconds,
-                settings.idempotency_max_keys_per_tenant,
-                settings.idempotency_max_kept_bytes,
+                RateLimit(settings.gateway.rate_limit_per_second, settings.gateway.rate_limit_burst),
+                settings.gateway.idempotency_lease_seconds,
+                settings.gateway.idempotency_ttl_seconds,
+                settings.gateway.idempotency_max_keys_per_tenant,
+                settings.gateway.idempotency_max_kept_bytes,
             ),
             Ledger(self.ledger, coalescer),
             RefusalLimiter(self.redis, settings),
-            settings.trusted_proxy_hops,
+            settings.gateway.trusted_proxy_hops,
             long_poll={
                 path: Ledger(
                     ServiceClient(
-                        "ledger", settings.ledger_base_url(), settings.internal_token, timeout + wait, self.http
+                        "ledger", settings.ledger_base_url(), settings.process.internal_token, timeout + wait, self.http
                     ),
                     None,
                 )

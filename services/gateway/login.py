@@ -110,10 +110,10 @@ class LoginLimiter:
         self._script = redis.register_script(LOGIN_SCRIPT)
         # One hash tag for every login key: the script touches two of them, which a Redis Cluster
         # allows only within one slot. Logins are few enough for one slot.
-        self._prefix = f"{settings.redis_key_prefix}login:{{login}}:"
-        self.per_address = RateLimit(settings.login_rate_per_address_per_second, settings.login_burst_per_address)
-        self.per_key = RateLimit(settings.login_rate_per_key_per_second, settings.login_burst_per_key)
-        self.trusted_hops = settings.trusted_proxy_hops
+        self._prefix = f"{settings.redis.key_prefix}login:{{login}}:"
+        self.per_address = RateLimit(settings.gateway.login_rate_per_address_per_second, settings.gateway.login_burst_per_address)
+        self.per_key = RateLimit(settings.gateway.login_rate_per_key_per_second, settings.gateway.login_burst_per_key)
+        self.trusted_hops = settings.gateway.trusted_proxy_hops
 
     async def admit(self, address: str, key_id: str | None) -> RateDecision:
         """Count one login from ``address`` presenting ``key_id``; 429 past either limit."""

@@ -35,9 +35,9 @@ _MAX_BLOCKED = 100_000
 class RefusalLimiter:
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self._script = redis.register_script(LOGIN_SCRIPT)  # one GCRA key: the same script
-        self._prefix = f"{settings.redis_key_prefix}refused:"
+        self._prefix = f"{settings.redis.key_prefix}refused:"
         self.limit = RateLimit(
-            settings.refused_auth_rate_per_address_per_second, settings.refused_auth_burst_per_address
+            settings.gateway.refused_auth_rate_per_address_per_second, settings.gateway.refused_auth_burst_per_address
         )
         self._blocked: dict[str, tuple[float, RateDecision]] = {}
 

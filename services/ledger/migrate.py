@@ -133,7 +133,7 @@ def main() -> int:
     from shared.settings import get_settings
 
     logging.basicConfig(level=logging.INFO)
-    applied = asyncio.run(migrate(get_settings().database_url))
+    applied = asyncio.run(migrate(get_settings().database.url))
     print(f"applied migrations: {applied or 'none (up to date)'}", flush=True)
     return 0
 

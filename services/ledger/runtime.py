@@ -45,21 +45,21 @@ class LedgerRuntime:
 
     @classmethod
     async def start(cls, settings: Settings) -> LedgerRuntime:
-        pool = await create_pool(settings.database_url, settings.database_pool_size)
+        pool = await create_pool(settings.database.url, settings.database.pool_size)
         committer = GroupCommitter(
             pool,
-            max_items=settings.group_commit_max_items,
-            max_inflight=settings.group_commit_max_inflight,
-            enabled=settings.group_commit_enabled,
+            max_items=settings.ledger.group_commit_max_items,
+            max_inflight=settings.ledger.group_commit_max_inflight,
+            enabled=settings.ledger.group_commit_enabled,
         )
         runtime = cls(
             pool,
             committer,
-            settings.internal_token,
-            settings.expiry_sweep_interval_seconds,
-            settings.verifier_interval_seconds,
+            settings.process.internal_token,
+            settings.ledger.expiry_sweep_interval_seconds,
+            settings.ledger.verifier_interval_seconds,
         )
-        runtime.events = EventWaiters(settings.database_url)
+        runtime.events = EventWaiters(settings.database.url)
         await runtime.events.start()
         runtime.webhooks = DeliveryWorker(pool, WebhookConfig.of(settings))
         runtime.webhooks.start()

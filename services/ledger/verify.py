@@ -320,7 +320,7 @@ def main(argv: list[str]) -> int:
         "--full", action="store_true", help="re-check every event chain from its start, not from the last checkpoint"
     )
     args = parser.parse_args(argv)
-    report = asyncio.run(run(get_settings().database_url, args.expiry_grace, args.full))
+    report = asyncio.run(run(get_settings().database.url, args.expiry_grace, args.full))
     if args.json:
         print(
             msgspec.json.encode(

@@ -1,7 +1,6 @@
 """``python -m services.session``: the session service on ``SESSION_PORT``."""
 
-from shared.serve import serve
-from shared.settings import get_settings
+from shared.serve import checked_settings, serve
 
 if __name__ == "__main__":
-    serve("session", "services.session.app:create_app", get_settings().session_port)
+    serve("session", "services.session.app:create_app", checked_settings("session").session.port)

@@ -49,8 +49,8 @@ def session_service(
     return SessionService(
         store,
         cache,
-        settings.session_ttl_seconds,
-        settings.session_cache_ttl_seconds + TOMBSTONE_MARGIN_SECONDS,
+        settings.session.ttl_seconds,
+        settings.session.cache_ttl_seconds + TOMBSTONE_MARGIN_SECONDS,
         max_live_per_key=max_live_per_key,
     )
 
@@ -62,14 +62,14 @@ class Components:
         self.settings = settings
         self.redis = open_redis(settings)
         self.store = SessionStore(settings)
-        cache = SessionCache(self.redis, settings.redis_key_prefix, settings.session_cache_ttl_seconds)
-        self.service = session_service(settings, self.store, cache, max_live_per_key=settings.sessions_max_live_per_key)
+        cache = SessionCache(self.redis, settings.redis.key_prefix, settings.session.cache_ttl_seconds)
+        self.service = session_service(settings, self.store, cache, max_live_per_key=settings.session.max_live_per_key)
         self.bootstrapped = asyncio.Event()
         self._bootstrap_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.store.start()
-        if self.settings.dynamodb_endpoint_url:
+        if self.settings.dynamodb.endpoint_url:
             self._bootstrap_task = asyncio.create_task(self._bootstrap())
         else:
             self.bootstrapped.set()

@@ -1,6 +1,6 @@
 """DynamoDB: tenants, API keys (hashes only) and sessions, through one long-lived aioboto3 client.
 
-Tables (names fixed by contract with the stacks, under ``settings.dynamodb_table_prefix``):
+Tables (names fixed by contract with the stacks, under ``settings.dynamodb.table_prefix``):
 
 - ``<prefix>tenants``   pk ``tenant_id``: ``name``, ``created_at``
 - ``<prefix>api-keys``  pk ``key_id``: ``tenant_id``, ``key_hash``, ``created_at``, ``revoked``
@@ -72,23 +72,23 @@ class SessionStore:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.tables = table_names(settings.dynamodb_table_prefix)
+        self.tables = table_names(settings.dynamodb.table_prefix)
         self._stack = contextlib.AsyncExitStack()
         self._client: Any = None
 
     async def start(self) -> None:
-        timeout = self.settings.dynamodb_timeout_seconds
+        timeout = self.settings.dynamodb.timeout_seconds
         config = Config(
             connect_timeout=timeout,
             read_timeout=timeout,
             retries={"max_attempts": 2, "mode": "standard"},
             max_pool_connections=64,
         )
-        kwargs: dict[str, Any] = {"region_name": self.settings.aws_region, "config": config}
-        if self.settings.dynamodb_endpoint_url:
+        kwargs: dict[str, Any] = {"region_name": self.settings.process.aws_region, "config": config}
+        if self.settings.dynamodb.endpoint_url:
             # A local endpoint (dynalite, moto) accepts any credentials; AWS uses the task role.
             kwargs.update(
-                endpoint_url=self.settings.dynamodb_endpoint_url,
+                endpoint_url=self.settings.dynamodb.endpoint_url,
                 aws_access_key_id="local",
                 aws_secret_access_key="local",
             )

@@ -32,7 +32,7 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 from services.session.service import SessionService
 from shared.credentials import SecretTokens
 from shared.redis_client import RedisUserCredentials, open_redis
-from shared.settings import Settings
+from shared.settings import ProcessSettings, RedisSettings, Settings
 from stacks.redis_acl import DISABLED_DEFAULT_ACCESS, USERS
 from tests.support.api import Api, Tenant
 from tests.support.platform import Helper, Platform, quick_tenant, session_domain
@@ -295,12 +295,10 @@ async def test_rotating_a_users_password_under_load_refuses_nothing(
         plain = f"redis://127.0.0.1:{redis_port}/0"
         for settings in (
             Settings(
-                redis_url=plain,
-                redis_username="gateway",
-                redis_auth_secret_arn=_secret_name("gateway"),
-                aws_region="eu-west-1",
+                redis=RedisSettings(url=plain, username="gateway", auth_secret_arn=_secret_name("gateway")),
+                process=ProcessSettings(aws_region="eu-west-1"),
             ),
-            Settings(redis_url=f"redis://:{new}@127.0.0.1:{redis_port}/0", redis_username="gateway"),
+            Settings(redis=RedisSettings(url=f"redis://:{new}@127.0.0.1:{redis_port}/0", username="gateway")),
         ):
             opened = open_redis(settings)
             # default is off, and no other user may write rl:, so this is the gateway user's work.

@@ -38,7 +38,7 @@ class Ledger:
 
 
 def _database(name: str) -> str:
-    return urlunsplit(urlsplit(get_settings().database_url)._replace(path=f"/{name}"))
+    return urlunsplit(urlsplit(get_settings().database.url)._replace(path=f"/{name}"))
 
 
 def admin_verify(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:

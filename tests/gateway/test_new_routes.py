@@ -28,7 +28,7 @@ from services.gateway.app import Components
 from services.gateway.auth import Principal
 from services.gateway.proxy import _transfer_write
 from services.gateway.routes import LONG_POLL_SECONDS, PROXIED
-from shared.settings import Settings
+from shared.settings import GatewaySettings, Settings
 from tests.gateway.routes_support import _funded, _new_id, conforms, skip_unless_served
 from tests.support.api import Api, Reply, Tenant
 from tests.support.platform import Platform, quick_tenant
@@ -72,7 +72,7 @@ def test_every_new_path_is_in_the_route_table() -> None:
 def test_long_poll_timeout_covers_the_wait() -> None:
     """The events route is forwarded with the ordinary timeout plus its longest wait (30 s); every other
     route keeps the ordinary one, so a hung ledger is still noticed quickly there."""
-    settings = Settings(upstream_timeout_seconds=7.0)
+    settings = Settings(gateway=GatewaySettings(upstream_timeout_seconds=7.0))
     components = Components(settings)
     assert LONG_POLL_SECONDS == {"/v1/events": 30.0}
     client = components.pipeline.long_poll["/v1/events"].client

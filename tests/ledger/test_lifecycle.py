@@ -327,7 +327,7 @@ async def test_a_read_after_an_unswept_expiry_gives_the_version_writes_expect(ht
 
     Its own database and one ledger process whose sweep is slow: no other process's sweep may
     release the reservation first (the suite's ledgers sweep the shared database every 0.2 s)."""
-    base = get_settings().database_url
+    base = get_settings().database.url
     name = f"test_unswept_{uuid.uuid4().hex[:10]}"
     database_url = with_database(base, name)
     await migrate(database_url)

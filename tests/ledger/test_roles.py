@@ -126,7 +126,7 @@ async def test_the_migration_role_can_change_the_schema(migrator: asyncpg.Connec
 
 
 async def test_a_second_database_on_the_same_server_migrates_with_the_roles_already_there() -> None:
-    base = get_settings().database_url
+    base = get_settings().database.url
     name = f"test_roles_{uuid.uuid4().hex[:10]}"
     dsn = with_database(base, name)
     try:
@@ -200,7 +200,7 @@ async def test_the_migration_task_command_migrates_a_fresh_database() -> None:
     import subprocess
     import sys
 
-    base = get_settings().database_url
+    base = get_settings().database.url
     name = f"test_migrate_cmd_{uuid.uuid4().hex[:8]}"
     root = ROOT
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root), "DATABASE_URL": with_database(base, name)}

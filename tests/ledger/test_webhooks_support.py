@@ -44,7 +44,7 @@ FAST_RETRIES = {
 @contextmanager
 def private_database() -> Iterator[str]:
     """A freshly migrated database of its own, dropped afterwards."""
-    base = get_settings().database_url
+    base = get_settings().database.url
     name = f"test_wh_{uuid.uuid4().hex[:10]}"
     dsn = with_database(base, name)
     asyncio.run(migrate(dsn))

@@ -89,12 +89,12 @@ async def test_expired_session_in_dynamodb_is_refused(api: Api, platform: Platfo
 
 async def test_tables_have_the_contract_names_and_only_hashes(platform: Platform) -> None:
     settings = platform_settings(platform)
-    prefix = settings.dynamodb_table_prefix
+    prefix = settings.dynamodb.table_prefix
     async with session_domain(platform) as service:
         key = await service.create_tenant("hash-check")
     session = aioboto3.Session()
     async with session.client(
-        "dynamodb", endpoint_url=settings.dynamodb_endpoint_url, region_name=settings.aws_region,
+        "dynamodb", endpoint_url=settings.dynamodb.endpoint_url, region_name=settings.process.aws_region,
         aws_access_key_id="local", aws_secret_access_key="local",
     ) as client:
         names = (await client.list_tables())["TableNames"]

@@ -247,13 +247,14 @@ async def test_open_redis_authenticates_with_the_secrets_current_token(
     # The services' one Redis factory: REDIS_AUTH_SECRET_ARN set, the URL carries no token, and
     # the token used is the secret's current one when the connection opens (not one from start-up).
     from shared.redis_client import open_redis
-    from shared.settings import Settings
+    from shared.settings import ProcessSettings, RedisSettings, Settings
 
     port = redis_with_two_passwords
     client = _secret(aws, "redis-auth-open", OLD)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", aws)
     settings = Settings(
-        redis_url=f"redis://127.0.0.1:{port}/0", redis_auth_secret_arn="redis-auth-open", aws_region=REGION
+        redis=RedisSettings(url=f"redis://127.0.0.1:{port}/0", auth_secret_arn="redis-auth-open"),
+        process=ProcessSettings(aws_region=REGION),
     )
     redis = open_redis(settings)  # created before the rotation, as a running task's client is
     admin = Redis(host="127.0.0.1", port=port, password=OLD)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.settings import Settings
+from shared.settings import load_settings
 from tests.stacks.conftest import Json, props, resources, service_task_definitions, walk
 
 LEDGER_SG = "LedgerSecurityGroup"
@@ -162,10 +162,11 @@ def test_the_webhook_settings_are_the_ones_the_ledger_reads(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("AWS_EXECUTION_ENV", raising=False)
     monkeypatch.setenv("WEBHOOK_ALLOW_PRIVATE_URLS", "true")
-    assert Settings().webhook_allow_private_urls is True and Settings().webhook_require_https is False
+    local = load_settings().webhooks
+    assert local.allow_private_urls is True and local.require_https is False
     for name, value in _app_environment(templates)["ledger"].items():
         if name.startswith("WEBHOOK_"):
             monkeypatch.setenv(name, str(value))
-    settings = Settings()
-    assert settings.webhook_require_https is True
-    assert settings.webhook_allow_private_urls is False
+    settings = load_settings()
+    assert settings.webhooks.require_https is True
+    assert settings.webhooks.allow_private_urls is False

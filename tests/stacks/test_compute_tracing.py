@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from shared.settings import Settings
+from shared.settings import Settings, TracingSettings
 from shared.tracing_sdk import make_sampler
 from tests.stacks.conftest import Json, props, resources, service_task_definitions
 
@@ -34,7 +34,7 @@ def test_app_containers_export_sampled_x_ray_traces_to_their_sidecar(templates: 
         assert 0 < ratio <= 0.1
         # The values are ones the services accept (they refuse to start on a bad sampler).
         make_sampler(
-            Settings(tracing_sampler=str(env["OTEL_TRACES_SAMPLER"]), tracing_sample_ratio=ratio),
+            Settings(tracing=TracingSettings(sampler=str(env["OTEL_TRACES_SAMPLER"]), sample_ratio=ratio)),
             decides_for_requests=service == "gateway",
         )
         assert {d["ContainerName"]: d["Condition"] for d in containers[service]["DependsOn"]} == {

@@ -36,7 +36,7 @@ from services.session.app import session_service
 from services.session.cache import SessionCache
 from services.session.service import SessionService
 from services.session.store import SessionStore
-from shared.settings import Settings
+from shared.settings import DynamoDBSettings, ProcessSettings, RedisSettings, Settings
 from tests.support.api import Api, Tenant
 from tests.support.processes import LOG_DIR, ROOT, ServiceProcess, free_port, http_status
 
@@ -268,13 +268,13 @@ def platform_settings(platform: Platform) -> Settings:
     """The settings the platform's processes run with, for in-process access to their stores."""
     env = platform.env
     return Settings(
-        redis_url=env["REDIS_URL"],
-        redis_key_prefix=env["REDIS_KEY_PREFIX"],
-        dynamodb_endpoint_url=env["DYNAMODB_ENDPOINT_URL"],
-        dynamodb_table_prefix=env["DYNAMODB_TABLE_PREFIX"],
-        aws_region=env["AWS_REGION"],
-        internal_token=env["INTERNAL_TOKEN"],
-        dynamodb_timeout_seconds=float(env["DYNAMODB_TIMEOUT_SECONDS"]),
+        redis=RedisSettings(url=env["REDIS_URL"], key_prefix=env["REDIS_KEY_PREFIX"]),
+        dynamodb=DynamoDBSettings(
+            endpoint_url=env["DYNAMODB_ENDPOINT_URL"],
+            table_prefix=env["DYNAMODB_TABLE_PREFIX"],
+            timeout_seconds=float(env["DYNAMODB_TIMEOUT_SECONDS"]),
+        ),
+        process=ProcessSettings(aws_region=env["AWS_REGION"], internal_token=env["INTERNAL_TOKEN"]),
     )
 
 
@@ -282,11 +282,11 @@ def platform_settings(platform: Platform) -> Settings:
 async def session_domain(platform: Platform) -> AsyncIterator[SessionService]:
     """The session domain in-process, on the platform's DynamoDB tables and Redis (same code as the CLI)."""
     settings = platform_settings(platform)
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis.from_url(settings.redis.url)
     store = SessionStore(settings)
     await store.start()
     try:
-        cache = SessionCache(redis, settings.redis_key_prefix, settings.session_cache_ttl_seconds)
+        cache = SessionCache(redis, settings.redis.key_prefix, settings.session.cache_ttl_seconds)
         yield session_service(settings, store, cache)
     finally:
         await store.close()

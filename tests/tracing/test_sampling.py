@@ -9,7 +9,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
-from shared.settings import Settings
+from shared.settings import Settings, TracingSettings
 from shared.tracing import exporter_name, template_path
 from shared.tracing_sdk import XRayIds, make_sampler
 
@@ -28,23 +28,23 @@ def _decision(settings: Settings, gateway: bool, parent: object | None, kind: Sp
 
 
 def test_only_requests_start_traces() -> None:
-    always = Settings(tracing_sample_ratio=1.0)
+    always = Settings(tracing=TracingSettings(sample_ratio=1.0))
     assert _decision(always, True, None) is Decision.RECORD_AND_SAMPLE
     for kind in (SpanKind.CLIENT, SpanKind.INTERNAL):  # a sweep's query, a probe's call
         assert _decision(always, False, None, kind) is Decision.DROP
 
 
 def test_the_gateway_decides_and_the_internal_services_follow() -> None:
-    never = Settings(tracing_sample_ratio=0.0)
+    never = Settings(tracing=TracingSettings(sample_ratio=0.0))
     # A client asking for Sampled=1 does not get traced by the gateway at ratio 0 ...
     assert _decision(never, True, _remote_parent(sampled=True)) is Decision.DROP
     # ... while the ledger and session service follow whatever the gateway decided.
     assert _decision(never, False, _remote_parent(sampled=True)) is Decision.RECORD_AND_SAMPLE
-    assert _decision(Settings(tracing_sample_ratio=1.0), False, _remote_parent(sampled=False)) is Decision.DROP
+    assert _decision(Settings(tracing=TracingSettings(sample_ratio=1.0)), False, _remote_parent(sampled=False)) is Decision.DROP
 
 
 def test_ratio_sampling_is_by_trace_id() -> None:
-    half = make_sampler(Settings(tracing_sample_ratio=0.5), decides_for_requests=True)
+    half = make_sampler(Settings(tracing=TracingSettings(sample_ratio=0.5)), decides_for_requests=True)
     decisions = [half.should_sample(None, i << 64 | i * 0x9E3779B97F4A7C15 % 2**64, "r", SpanKind.SERVER).decision
                  for i in range(2000)]
     share = sum(d is Decision.RECORD_AND_SAMPLE for d in decisions) / len(decisions)
@@ -53,10 +53,10 @@ def test_ratio_sampling_is_by_trace_id() -> None:
 
 def test_sampler_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="OTEL_TRACES_SAMPLER"):
-        make_sampler(Settings(tracing_sampler="always_on"), decides_for_requests=True)
+        make_sampler(Settings(tracing=TracingSettings(sampler="always_on")), decides_for_requests=True)
     with pytest.raises(ValueError, match="OTEL_TRACES_SAMPLER_ARG"):
-        make_sampler(Settings(tracing_sample_ratio=1.5), decides_for_requests=True)
-    assert _decision(Settings(tracing_sampler="parentbased_always_off"), True, None) is Decision.DROP
+        make_sampler(Settings(tracing=TracingSettings(sample_ratio=1.5)), decides_for_requests=True)
+    assert _decision(Settings(tracing=TracingSettings(sampler="parentbased_always_off")), True, None) is Decision.DROP
 
 
 def test_an_alb_root_is_kept_as_the_trace_id() -> None:
@@ -80,9 +80,9 @@ def test_paths_are_named_by_their_route() -> None:
 
 
 def test_tracing_is_off_unless_an_exporter_is_configured() -> None:
-    assert exporter_name(Settings(tracing_exporter="", otlp_endpoint="")) == "none"
-    assert exporter_name(Settings(tracing_exporter="", otlp_endpoint="http://127.0.0.1:4317")) == "otlp"
-    assert exporter_name(Settings(tracing_exporter="none", otlp_endpoint="http://127.0.0.1:4317")) == "none"
-    assert exporter_name(Settings(tracing_exporter="console")) == "console"
+    assert exporter_name(Settings(tracing=TracingSettings(exporter="", otlp_endpoint=""))) == "none"
+    assert exporter_name(Settings(tracing=TracingSettings(exporter="", otlp_endpoint="http://127.0.0.1:4317"))) == "otlp"
+    assert exporter_name(Settings(tracing=TracingSettings(exporter="none", otlp_endpoint="http://127.0.0.1:4317"))) == "none"
+    assert exporter_name(Settings(tracing=TracingSettings(exporter="console"))) == "console"
     with pytest.raises(ValueError):
-        exporter_name(Settings(tracing_exporter="jaeger"))
+        exporter_name(Settings(tracing=TracingSettings(exporter="jaeger")))

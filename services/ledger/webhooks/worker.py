@@ -74,14 +74,14 @@ class WebhookConfig:
     @classmethod
     def of(cls, settings: Settings) -> WebhookConfig:
         return cls(
-            allow_private_urls=settings.webhook_allow_private_urls,
-            require_https=settings.webhook_require_https,
-            retry_base_seconds=settings.webhook_retry_base_seconds,
-            retry_max_seconds=settings.webhook_retry_max_seconds,
-            give_up_seconds=settings.webhook_give_up_seconds,
-            poll_interval_seconds=settings.webhook_poll_interval_seconds,
-            lease_seconds=max(settings.webhook_lease_seconds, MIN_LEASE_SECONDS),
-            max_concurrency=max(settings.webhook_max_concurrency, 1),
+            allow_private_urls=settings.webhooks.allow_private_urls,
+            require_https=settings.webhooks.require_https,
+            retry_base_seconds=settings.webhooks.retry_base_seconds,
+            retry_max_seconds=settings.webhooks.retry_max_seconds,
+            give_up_seconds=settings.webhooks.give_up_seconds,
+            poll_interval_seconds=settings.webhooks.poll_interval_seconds,
+            lease_seconds=max(settings.webhooks.lease_seconds, MIN_LEASE_SECONDS),
+            max_concurrency=max(settings.webhooks.max_concurrency, 1),
         )
 
     def retry_delay(self, failed_attempts: int) -> float:
