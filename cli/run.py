@@ -11,6 +11,9 @@
 4. One line containing ``ready``, the gateway URL and how to get an API key, on stdout.
 5. On SIGINT/SIGTERM: every child stopped gracefully (newest first), then what step 1-2 started;
    exit 0.
+
+It takes no arguments: ``--help`` prints the usage (exit 0) and starts nothing; anything else prints
+it on stderr and exits 2.
 """
 
 from __future__ import annotations
@@ -166,9 +169,21 @@ class Platform:
         self.local.stop()
 
 
+USAGE = """usage: ./scripts/run
+
+Runs the whole platform locally in the foreground (PostgreSQL, Redis and DynamoDB where they listen,
+else private ones under .local/; migrations; the session, ledger and gateway services) and prints
+one line containing "ready" and the gateway URL when it serves. Ctrl-C stops everything.
+It takes no arguments: configuration is by environment variables (README.md, shared/settings.py).
+Logs: .local/logs/<service>.log."""
+
+
 def main(argv: list[str]) -> int:
+    if argv in (["--help"], ["-h"]):
+        print(USAGE)
+        return 0
     if argv:
-        print("usage: ./scripts/run   (configuration by environment variables; see README.md)", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         return 2
     settings = get_settings()
     platform = Platform(settings)

@@ -1,20 +1,39 @@
-"""``./scripts/test``: lint, type-check and run the whole suite against real services.
+"""``./scripts/test``: lint, type-check, check the import layers and run the whole suite against real
+services.
 
 PostgreSQL and Redis are used where they listen (``DATABASE_URL``, ``REDIS_URL``); otherwise private
 instances are started from the installed binaries and stopped afterwards. Arguments are passed to
-pytest; ``--no-lint`` skips ruff and mypy (for quick local iterations only: CI runs everything).
+pytest; ``--no-lint`` skips ruff, mypy and import-linter (for quick local iterations only: CI runs
+everything); ``--help`` alone prints the usage and starts nothing.
+
+import-linter checks the contracts of ``[tool.importlinter]`` in pyproject.toml (ADR 0004): shared/
+imports no service, stack or command; no service imports another; stacks import no service. A
+forbidden import fails the run before any test starts, naming the importing line.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from cli.local_services import ROOT, LocalServices, say
 from shared.settings import get_settings
 
+USAGE = """usage: ./scripts/test [--no-lint] [PYTEST ARGUMENTS ...]
+
+Runs ruff, mypy and lint-imports (the layer contracts of pyproject.toml), then pytest against
+real PostgreSQL and Redis (used where DATABASE_URL and REDIS_URL listen, else started privately).
+
+  --no-lint   skip ruff, mypy and lint-imports (quick local iterations; CI runs everything)
+  --help      print this and exit
+  anything else goes to pytest, e.g. ./scripts/test tests/ledger -x"""
+
 
 def main(argv: list[str]) -> int:
+    if argv in (["--help"], ["-h"]):  # with other arguments, --help is pytest's (./scripts/test --help -p x)
+        print(USAGE)
+        return 0
     lint = "--no-lint" not in argv
     pytest_args = [arg for arg in argv if arg != "--no-lint"]
     settings = get_settings()
@@ -30,6 +49,11 @@ def main(argv: list[str]) -> int:
             if subprocess.run(
                 [sys.executable, "-m", "mypy", "shared", "services", "stacks", "cli"], cwd=ROOT
             ).returncode:
+                return 1
+            say("lint-imports")
+            # The console script beside the interpreter: import-linter has no ``python -m`` entry.
+            lint_imports = str(Path(sys.executable).with_name("lint-imports"))
+            if subprocess.run([lint_imports, "--no-cache"], cwd=ROOT).returncode:
                 return 1
         say("pytest")
         return subprocess.run([sys.executable, "-m", "pytest", *pytest_args], cwd=ROOT).returncode
