@@ -25,7 +25,7 @@ from services.gateway.proxy import Pipeline
 from services.gateway.ratelimit import RateLimit
 from services.gateway.refusals import RefusalLimiter
 from services.gateway.routes import LONG_POLL_SECONDS, public_routes
-from services.gateway.upstream import Ledger
+from services.gateway.upstream import LedgerClient
 from shared.http import HttpPool, ServiceClient
 from shared.metrics import Emitter
 from shared.redis_client import open_redis
@@ -72,11 +72,11 @@ class Components:
                 settings.gateway.idempotency_max_keys_per_tenant,
                 settings.gateway.idempotency_max_kept_bytes,
             ),
-            Ledger(self.ledger, coalescer),
+            LedgerClient(self.ledger, coalescer),
             RefusalLimiter(self.redis, settings),
             settings.gateway.trusted_proxy_hops,
             long_poll={
-                path: Ledger(
+                path: LedgerClient(
                     ServiceClient(
                         "ledger", settings.ledger_base_url(), settings.process.internal_token, timeout + wait, self.http
                     ),

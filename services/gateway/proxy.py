@@ -31,7 +31,7 @@ from services.gateway.auth import Authenticator, Principal
 from services.gateway.idempotency import KeptResponse, fingerprint, keep, validate_key
 from services.gateway.login import address_of
 from services.gateway.refusals import RefusalLimiter
-from services.gateway.upstream import Ledger
+from services.gateway.upstream import LedgerClient
 from shared.asgi import header, read_body, respond, respond_problem
 from shared.errors import ErrorCode, ProblemError
 from shared.logging import caller_var, request_id_var
@@ -71,15 +71,15 @@ class Pipeline:
         self,
         auth: Authenticator,
         admission: Admission,
-        ledger: Ledger,
+        ledger: LedgerClient,
         refusals: RefusalLimiter,
         trusted_hops: int,
-        long_poll: Mapping[str, Ledger] | None = None,
+        long_poll: Mapping[str, LedgerClient] | None = None,
     ) -> None:
         self.auth = auth
         self.admission = admission
         self.ledger = ledger
-        self.long_poll: Mapping[str, Ledger] = long_poll or {}
+        self.long_poll: Mapping[str, LedgerClient] = long_poll or {}
         """Per long-poll path (``routes.LONG_POLL_SECONDS``), a ledger client whose timeout covers the wait."""
         self.refusals = refusals
         self.trusted_hops = trusted_hops
@@ -142,7 +142,7 @@ class Pipeline:
             return _answer(admitted.replay, admitted, replayed=True)
         query = scope.get("query_string", b"").decode("latin-1")
         try:
-            item = _transfer_write(method, path, principal, content_type, body)
+            item = coalescable_write(method, path, principal, content_type, body)
             if item is not None:
                 upstream = await self.ledger.write(item, method, _raw_path(scope), query)
             else:
@@ -186,7 +186,7 @@ class Pipeline:
         await send(end)
 
 
-def _transfer_write(
+def coalescable_write(
     method: str, path: str, principal: Principal, content_type: str | None, body: bytes
 ) -> GroupItem | None:
     """The coalescable form of a single transfer write (create, post, void); None for the rest: a

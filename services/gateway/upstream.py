@@ -2,7 +2,7 @@
 
 Single transfer writes go through the :class:`~services.gateway.coalescer.Coalescer` (one ledger
 call for all that are concurrent) unless the request is being traced, whose spans need a call of
-its own; everything else is one call each. Both answer the same way (:meth:`Ledger.checked`).
+its own; everything else is one call each. Both answer the same way (:meth:`LedgerClient.checked`).
 
 Method, path, query string and body bytes go through as they are; the tenant and the API key come
 only from the authenticated session (``X-Tenant-Id``, ``X-Key-Id``), never from the client, together with the internal
@@ -24,7 +24,7 @@ from shared.transfer_group import GroupItem
 log = logging.getLogger(__name__)
 
 
-class Ledger:
+class LedgerClient:
     def __init__(self, client: ServiceClient, coalescer: Coalescer | None) -> None:
         self.client = client
         self.coalescer = coalescer

@@ -26,7 +26,7 @@ import pytest
 
 from services.gateway.app import Components
 from services.gateway.auth import Principal
-from services.gateway.proxy import _transfer_write
+from services.gateway.proxy import coalescable_write
 from services.gateway.routes import LONG_POLL_SECONDS, PROXIED
 from shared.settings import GatewaySettings, Settings
 from tests.gateway.routes_support import _funded, _new_id, conforms, skip_unless_served
@@ -99,7 +99,7 @@ def test_long_poll_timeout_covers_the_wait() -> None:
 )
 def test_only_single_transfer_writes_are_coalesced(method: str, path: str, coalesced: bool) -> None:
     principal = Principal(str(uuid.uuid4()), "token", "key-1")
-    item = _transfer_write(method, path, principal, "application/json", b"{}")
+    item = coalescable_write(method, path, principal, "application/json", b"{}")
     assert (item is not None) is coalesced, path
 
 
