@@ -75,7 +75,10 @@ def host_port(url: str, default_port: int) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or default_port
 
 
-def _find_binary(name: str) -> str | None:
+def find_binary(name: str) -> str | None:
+    """The path of a PostgreSQL program (``initdb``, ``pg_ctl``, ``pgbench`` ...): on ``PATH``, else
+    the newest ``/usr/lib/postgresql/<version>/bin`` (Debian keeps them off ``PATH``); None when not
+    installed. Public: the bench and the tests' throwaway clusters find their binaries the same way."""
     found = shutil.which(name)
     if found:
         return found
@@ -83,8 +86,9 @@ def _find_binary(name: str) -> str | None:
     return candidates[0] if candidates else None
 
 
-def _as_postgres_user() -> list[str]:
-    """Command prefix that drops root to the ``postgres`` user (PostgreSQL refuses root)."""
+def as_postgres_user() -> list[str]:
+    """Command prefix that drops root to the ``postgres`` user (PostgreSQL refuses root); empty when
+    not root. Public: every caller that runs a PostgreSQL server program needs it (tests/support)."""
     if os.geteuid() != 0:
         return []
     return ["runuser", "-u", "postgres", "--"]
@@ -112,7 +116,7 @@ class LocalServices:
         host, port = host_port(database_url, 5432)
         if port_open(host, port):
             return
-        initdb, pg_ctl = _find_binary("initdb"), _find_binary("pg_ctl")
+        initdb, pg_ctl = find_binary("initdb"), find_binary("pg_ctl")
         if not initdb or not pg_ctl:
             raise RuntimeError(f"nothing listens at {host}:{port} and no PostgreSQL binaries are installed")
         data_dir = data_dir or LOCAL_DIR / "postgres"
@@ -122,7 +126,7 @@ class LocalServices:
             _chown_to_postgres(data_dir)
             say(f"initialising a private PostgreSQL cluster in {data_dir}")
             subprocess.run(
-                [*_as_postgres_user(), initdb, "-D", str(data_dir), "-U", user, "--auth=trust", "-E", "UTF8"],
+                [*as_postgres_user(), initdb, "-D", str(data_dir), "-U", user, "--auth=trust", "-E", "UTF8"],
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
@@ -130,7 +134,7 @@ class LocalServices:
         options = f"-h {host} -p {port} -k {data_dir} -c fsync=on -c max_connections=200"
         subprocess.run(
             [
-                *_as_postgres_user(),
+                *as_postgres_user(),
                 pg_ctl,
                 "-D",
                 str(data_dir),
@@ -146,7 +150,7 @@ class LocalServices:
         )
         wait_for_port(host, port, 30, "PostgreSQL")
         self.stops.append(
-            ("PostgreSQL", [*_as_postgres_user(), pg_ctl, "-D", str(data_dir), "-m", "fast", "-w", "stop"])
+            ("PostgreSQL", [*as_postgres_user(), pg_ctl, "-D", str(data_dir), "-m", "fast", "-w", "stop"])
         )
 
     def ensure_redis(self, redis_url: str, data_dir: Path | None = None) -> None:

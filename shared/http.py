@@ -210,7 +210,7 @@ class ServiceClient:
             except msgspec.DecodeError as exc:
                 log.error("malformed upstream response", extra={"upstream": self.name})
                 raise UpstreamUnavailable(self.name, "malformed response", maybe_applied=True) from exc
-        raise problem_of(self.name, response)
+        raise upstream_problem(self.name, response)
 
     async def ready(self, path: str = "/health/live") -> bool:
         """True when the upstream answers ``path`` with 200 (used by readiness probes)."""
@@ -221,8 +221,9 @@ class ServiceClient:
         return response.status == 200
 
 
-def problem_of(upstream: str, response: UpstreamResponse) -> ProblemError:
-    """The :class:`ProblemError` an internal service answered with; any other failure is a 503."""
+def upstream_problem(upstream: str, response: UpstreamResponse) -> ProblemError:
+    """The :class:`ProblemError` an internal service (``upstream``) answered with; any other failure is
+    a 503. (The ledger's ``outcome_problem`` is the other direction: a refused rule as a problem.)"""
     decoded: Any = None
     try:
         decoded = msgspec.json.decode(response.body)

@@ -25,7 +25,7 @@ from cli.bench.reference import Reference
 from cli.bench.report import SCHEMA, judge, markdown, render, targets
 from cli.bench.runner import run_load
 from cli.bench.scenarios import SCENARIOS, Scenario
-from cli.local_services import ROOT, _find_binary
+from cli.local_services import ROOT, find_binary
 
 LIBRARIES = ["litestar", "uvicorn", "granian", "uvloop", "httptools", "asyncpg", "msgspec", "redis", "aiohttp"]
 DEFAULT_PLOT = Path("bench.png")
@@ -89,7 +89,7 @@ def versions(database_dsn: str) -> dict[str, str]:
         found["postgresql"] = asyncio.run(server_version())
     except (OSError, asyncpg.PostgresError):
         found["postgresql"] = "unknown"
-    pgbench = _find_binary("pgbench")
+    pgbench = find_binary("pgbench")
     if pgbench:
         found["pgbench"] = subprocess.run([pgbench, "--version"], capture_output=True, text=True).stdout.strip()
     try:

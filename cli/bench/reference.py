@@ -27,7 +27,7 @@ import asyncpg
 
 from cli.bench import procstat
 from cli.bench.platform import drop_database, with_database
-from cli.local_services import _find_binary
+from cli.local_services import find_binary
 
 PGBENCH_DIR = Path(__file__).parent / "pgbench"
 ACCOUNTS = 10_000
@@ -115,7 +115,7 @@ class Reference:
 
     def __post_init__(self) -> None:
         self.database = f"bench_ref_{self.run_id}"
-        found = _find_binary("pgbench")
+        found = find_binary("pgbench")
         if found is None:
             raise RuntimeError("pgbench is not installed (Debian: apt-get install postgresql-client)")
         self.pgbench = found

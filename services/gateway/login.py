@@ -33,7 +33,7 @@ from redis.exceptions import RedisError
 
 from services.gateway.ratelimit import RateDecision, RateLimit
 from shared.errors import ErrorCode, unavailable
-from shared.http import ServiceClient, UpstreamUnavailable, problem_of
+from shared.http import ServiceClient, UpstreamUnavailable, upstream_problem
 from shared.session_api import LoginRequest, SessionCreated, key_id_of
 from shared.settings import Settings
 from shared.web import JSON_MEDIA_TYPE, decode_json, json_response, read_body
@@ -160,7 +160,7 @@ async def open_session(request: Request[Any, Any, Any]) -> Response[bytes]:
         if answer.status == 201:
             created = msgspec.json.decode(answer.body, type=SessionCreated)
             return json_response(created, 201, headers={**headers, **NO_STORE})
-        problem = problem_of("session", answer)
+        problem = upstream_problem("session", answer)
         if problem.code is ErrorCode.RATE_LIMITED and answer.retry_after:
             problem.headers["Retry-After"] = answer.retry_after
     except UpstreamUnavailable as exc:

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 
 class LedgerClient:
+    """The gateway's client of the ledger service: forwards one tenant's request, or coalesces a
+    transfer write, and turns a ledger failure into the answer of the module docstring."""
+
     def __init__(self, client: ServiceClient, coalescer: Coalescer | None) -> None:
         self.client = client
         self.coalescer = coalescer

@@ -29,7 +29,10 @@ DATABASE_DOWN: tuple[type[BaseException], ...] = (
 """Errors meaning "the database is not reachable right now": answered 503 ``unavailable``."""
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Prepare a new connection as the ledger's pool does: ``jsonb`` goes in and out through msgspec
+    (metadata as dicts, never strings). Public for a connection opened outside the pool
+    (tests/faults/test_verify_cli.py) that must read and write rows exactly as the service does."""
     await conn.set_type_codec(
         "jsonb",
         encoder=lambda value: msgspec.json.encode(value).decode(),
@@ -53,7 +56,7 @@ async def create_pool(dsn: str, size: int) -> asyncpg.Pool:
         password=database_password(dsn),  # DATABASE_IAM_AUTH: a fresh IAM token per connection
         min_size=0,
         max_size=size,
-        init=_init_connection,
+        init=init_connection,
         reset=_reset_connection,
         max_inactive_connection_lifetime=300,
         command_timeout=30,

@@ -21,7 +21,7 @@ from enum import IntEnum
 import msgspec
 
 from services.ledger.operations import CreateTransfer, Outcome, PostPending, VoidPending, WriteRequest
-from services.ledger.present import problem_of, transfer_of
+from services.ledger.present import outcome_problem, transfer_of
 from shared.asgi import problem_body
 from shared.errors import PROBLEM_MEDIA_TYPE, ErrorCode, ProblemError
 from shared.ledger_api import EmptyBody, PendingPost, TransferCreate
@@ -66,7 +66,7 @@ def prepare(
 def answer(outcome: Outcome, request_id: str | None = None) -> tuple[int, bytes, str]:
     """(status, body, content type) of the response to one transfer write."""
     if outcome.code is not None:
-        return outcome.status, problem_body(problem_of(outcome), request_id), PROBLEM_MEDIA_TYPE
+        return outcome.status, problem_body(outcome_problem(outcome), request_id), PROBLEM_MEDIA_TYPE
     assert outcome.transfer is not None
     return outcome.status, msgspec.json.encode(transfer_of(outcome.transfer)), JSON_MEDIA_TYPE
 

@@ -30,7 +30,7 @@ from services.ledger.operations import (
     ReverseTransfer,
     WriteRequest,
 )
-from services.ledger.present import account_of, problem_of, transaction_of, transfer_of
+from services.ledger.present import account_of, outcome_problem, transaction_of, transfer_of
 from services.ledger.routes import tenant_of
 from services.ledger.runtime import LedgerRuntime
 from shared.errors import ErrorCode, ProblemError
@@ -58,7 +58,7 @@ async def _apply(request: Request[Any, Any, Any], operation: Operation) -> Respo
     runtime: LedgerRuntime = request.app.state.ledger
     outcome: Outcome = (await runtime.committer.submit(WriteRequest([operation])))[0]
     if outcome.code is not None:
-        return problem_response(problem_of(outcome))
+        return problem_response(outcome_problem(outcome))
     if outcome.transaction is not None:
         return json_response(transaction_of(outcome.transaction), outcome.status)
     if outcome.transfer is not None:

@@ -141,7 +141,10 @@ def transfer_of(transfer: TransferState, now: datetime | None = None) -> Transfe
     )
 
 
-def problem_of(outcome: Outcome) -> ProblemError:
+def outcome_problem(outcome: Outcome) -> ProblemError:
+    """The problem a refused operation answers with: its rule's code and detail, and for a batch item
+    its index (``errors[0]``). Not to be confused with :func:`shared.http.upstream_problem`, which
+    decodes a problem another service answered with."""
     assert outcome.code is not None
     if outcome.index is not None:
         item = ErrorItem(code=outcome.code.value, detail=outcome.detail, index=outcome.index, field=outcome.field)

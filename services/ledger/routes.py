@@ -21,7 +21,7 @@ from services.ledger.present import (
     account_from_row,
     decode_cursor,
     encode_cursor,
-    problem_of,
+    outcome_problem,
     transfer_of,
 )
 from services.ledger.runtime import LedgerRuntime
@@ -86,7 +86,7 @@ def _limit(request: Request[Any, Any, Any]) -> int:
 
 def _outcome_response(outcome: Outcome) -> Response[bytes]:
     if outcome.code is not None:
-        return problem_response(problem_of(outcome))
+        return problem_response(outcome_problem(outcome))
     assert outcome.transfer is not None
     return json_response(transfer_of(outcome.transfer), outcome.status)
 

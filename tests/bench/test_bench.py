@@ -14,7 +14,7 @@ import pytest
 
 from cli.bench.report import judge, render, targets
 from cli.bench.scenarios import SCENARIOS
-from cli.local_services import ROOT, _find_binary
+from cli.local_services import ROOT, find_binary
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SCENARIO_KEYS = {
@@ -34,7 +34,7 @@ def _bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], Path]:
     out = tmp_path_factory.mktemp("bench")
-    pgbench = [] if _find_binary("pgbench") else ["--no-pgbench"]
+    pgbench = [] if find_binary("pgbench") else ["--no-pgbench"]
     # contended rides along in the same platform start: one more 1.5 s load, not another set-up.
     result = _bench("--scenario", "hot-ledger", "--scenario", "contended", "--scenario", "batch", "--duration", "1.5",
                     "--json", str(out / "bench.json"), "--plot", str(out / "bench.png"), *pgbench)  # fmt: skip
@@ -59,7 +59,7 @@ def test_the_json_has_the_documented_shape(run: tuple[Any, dict[str, Any], Path]
         assert record["target"]["text"] == SCENARIOS[record["name"]].target_text
         assert isinstance(record["target"]["met"], bool)
         # pgbench is installed wherever PostgreSQL is (it is here): then every scenario has its reference.
-        assert (record["reference"] is not None) == bool(_find_binary("pgbench"))
+        assert (record["reference"] is not None) == bool(find_binary("pgbench"))
         if record["reference"] is not None:
             assert record["reference"]["clients"] == record["clients"]
             assert record["ratio"] == pytest.approx(

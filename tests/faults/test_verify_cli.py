@@ -20,7 +20,7 @@ import asyncpg
 import pytest
 
 from services.ledger import account_store, store
-from services.ledger.db import _init_connection
+from services.ledger.db import init_connection
 from services.ledger.migrate import migrate
 from services.ledger.operations import CreateTransfer, PostPending, VoidPending, WriteRequest
 from shared.ledger_api import AccountCreate, AccountFlags, TransferCreate
@@ -59,7 +59,7 @@ async def ledger() -> AsyncIterator[Ledger]:
     url = _database(name)
     await migrate(url)
     conn = await asyncpg.connect(url)
-    await _init_connection(conn)
+    await init_connection(conn)
     tenant = uuid.uuid4()
     try:
         accounts = []

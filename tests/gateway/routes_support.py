@@ -12,7 +12,7 @@ from services.gateway.openapi import build_document
 from tests.support.api import Api, Reply, Tenant
 
 
-def _new_id() -> str:
+def new_id() -> str:
     return str(uuid.uuid4())
 
 
@@ -36,7 +36,7 @@ def skip_unless_served(reply: Reply, what: str) -> None:
     assert not not_served(reply), f"the ledger does not serve {what} (404 not_found)"
 
 
-async def _funded(api: Api, tenant: Tenant) -> tuple[str, str, dict[str, Any]]:
+async def funded(api: Api, tenant: Tenant) -> tuple[str, str, dict[str, Any]]:
     """A funding account, a wallet, and a posted transfer of 1000 from the first to the second."""
     bank = (await api.account(tenant, normal_balance="debit"))["id"]
     wallet = (await api.account(tenant))["id"]

@@ -7,7 +7,7 @@ import asyncio
 import time
 from typing import Any
 
-from tests.gateway.routes_support import _funded, _new_id, conforms, skip_unless_served
+from tests.gateway.routes_support import conforms, funded, new_id, skip_unless_served
 from tests.support.api import Api
 from tests.support.platform import Platform, quick_tenant
 
@@ -43,11 +43,11 @@ async def test_a_pending_transaction_is_posted_read_and_reversed_through_the_gat
     api: Api, platform: Platform
 ) -> None:
     tenant = await quick_tenant(platform, api)
-    bank, wallet, _ = await _funded(api, tenant)
+    bank, wallet, _ = await funded(api, tenant)
 
     def transaction(amount: int, **fields: Any) -> dict[str, Any]:
         return {
-            "id": _new_id(),
+            "id": new_id(),
             "entries": [
                 {"account_id": bank, "direction": "debit", "amount": amount, "currency": "USD"},
                 {"account_id": wallet, "direction": "credit", "amount": amount, "currency": "USD"},
@@ -64,14 +64,14 @@ async def test_a_pending_transaction_is_posted_read_and_reversed_through_the_gat
     conforms(read, "Transaction")
     posted = await api.call("POST", f"{path}/post", token=tenant.token)  # no body: whole amounts
     assert (posted.status, posted.json["status"]) == (200, "posted"), posted
-    reversal_id = _new_id()
+    reversal_id = new_id()
     reversed_ = await api.call("POST", f"{path}/reverse", json={"id": reversal_id}, token=tenant.token)
     assert reversed_.status == 201, reversed_
     conforms(reversed_, "Transaction")
     assert reversed_.json["reverses"] == held.json["id"]
     assert [e["direction"] for e in reversed_.json["entries"]] == ["credit", "debit"]
     assert (await api.call("GET", path, token=tenant.token)).json["reversed_by"] == [reversal_id]
-    twice = await api.call("POST", f"{path}/reverse", json={"id": _new_id()}, token=tenant.token)
+    twice = await api.call("POST", f"{path}/reverse", json={"id": new_id()}, token=tenant.token)
     assert (twice.status, twice.code) == (422, "amount_exceeds_reversible")
 
     other = await api.call("POST", "/v1/transactions", json=transaction(50, pending=True), token=tenant.token)
@@ -166,7 +166,7 @@ async def test_the_query_routes_through_the_gateway(api: Api, platform: Platform
     with their query strings (``metadata[KEY]=VALUE`` as the client encoded it) and answered as the
     document says."""
     tenant = await quick_tenant(platform, api)
-    bank, wallet, transfer = await _funded(api, tenant)
+    bank, wallet, transfer = await funded(api, tenant)
     tagged = await api.transfer(tenant, bank, wallet, 7, metadata={"order": "a&b=c"})
     listed = await api.call("GET", f"/v1/transfers?account_id={wallet}&order=desc", token=tenant.token)
     skip_unless_served(listed, "GET /v1/transfers")

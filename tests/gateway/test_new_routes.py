@@ -29,7 +29,7 @@ from services.gateway.auth import Principal
 from services.gateway.proxy import coalescable_write
 from services.gateway.routes import LONG_POLL_SECONDS, PROXIED
 from shared.settings import GatewaySettings, Settings
-from tests.gateway.routes_support import _funded, _new_id, conforms, skip_unless_served
+from tests.gateway.routes_support import conforms, funded, new_id, skip_unless_served
 from tests.support.api import Api, Reply, Tenant
 from tests.support.platform import Platform, quick_tenant
 
@@ -110,7 +110,7 @@ def test_only_single_transfer_writes_are_coalesced(method: str, path: str, coale
 async def test_each_new_route_needs_a_session_and_reaches_the_ledger(
     api: Api, tenant_a: Tenant, method: str, path: str
 ) -> None:
-    concrete = path.replace("{id}", _new_id())
+    concrete = path.replace("{id}", new_id())
     body = b"{}" if method in ("POST", "PATCH") else None
     headers = {"Content-Type": "application/json"} if body is not None else {}
     anonymous = await api.call(method, concrete, data=body, headers=headers)
@@ -139,13 +139,13 @@ async def test_each_new_route_needs_a_session_and_reaches_the_ledger(
 )
 async def test_another_tenants_ids_are_404(api: Api, platform: Platform, method: str, path: str, code: str) -> None:
     owner, other = await quick_tenant(platform, api), await quick_tenant(platform, api)
-    _, wallet, transfer = await _funded(api, owner)
+    _, wallet, transfer = await funded(api, owner)
     concrete = path.format(account=wallet, transfer=transfer["id"])
     body: dict[str, Any] | None = None
     if method == "PATCH":
         body = {"metadata": {"k": "v"}}
     elif path.endswith("/reverse"):
-        body = {"id": _new_id()}
+        body = {"id": new_id()}
     query = "?from=2020-01-01T00:00:00Z&to=2030-01-01T00:00:00Z" if path.endswith("/statement") else ""
     reply = await api.call(method, concrete + query, json=body, token=other.token)
     assert reply.status == 404, reply
@@ -159,8 +159,8 @@ async def test_another_tenants_ids_are_404(api: Api, platform: Platform, method:
 
 async def test_another_tenants_transaction_is_404(api: Api, platform: Platform) -> None:
     owner, other = await quick_tenant(platform, api), await quick_tenant(platform, api)
-    bank, wallet, _ = await _funded(api, owner)
-    transaction_id = _new_id()
+    bank, wallet, _ = await funded(api, owner)
+    transaction_id = new_id()
     body = {
         "id": transaction_id,
         "entries": [
@@ -175,12 +175,12 @@ async def test_another_tenants_transaction_is_404(api: Api, platform: Platform) 
         ("GET", "", None),
         ("POST", "/post", None),
         ("POST", "/void", None),
-        ("POST", "/reverse", {"id": _new_id()}),
+        ("POST", "/reverse", {"id": new_id()}),
     ]:
         reply = await api.call(method, f"/v1/transactions/{transaction_id}{suffix}", json=payload, token=other.token)
         assert (reply.status, reply.code) == (404, "transaction_not_found"), (suffix, reply)
     # The same id is free in the other tenant's namespace: its own transaction, not a replay.
-    other_bank, other_wallet, _ = await _funded(api, other)
+    other_bank, other_wallet, _ = await funded(api, other)
     theirs = {
         **body,
         "entries": [
@@ -198,10 +198,10 @@ async def _keyed(api: Api, tenant: Tenant, method: str, path: str, key: str, bod
 
 async def test_idempotency_key_replays_a_transaction(api: Api, platform: Platform) -> None:
     tenant = await quick_tenant(platform, api)
-    bank, wallet, _ = await _funded(api, tenant)
+    bank, wallet, _ = await funded(api, tenant)
     fees = (await api.account(tenant))["id"]
     body = {
-        "id": _new_id(),
+        "id": new_id(),
         "entries": [
             {"account_id": bank, "direction": "debit", "amount": 1000, "currency": "USD"},
             {"account_id": wallet, "direction": "credit", "amount": 970, "currency": "USD"},
@@ -212,7 +212,7 @@ async def test_idempotency_key_replays_a_transaction(api: Api, platform: Platfor
     again = await _keyed(api, tenant, "POST", "/v1/transactions", "split-1", body)
     assert again.headers["Idempotent-Replayed"] == "true"
     assert (again.status, again.body) == (first.status, first.body)
-    other = await _keyed(api, tenant, "POST", "/v1/transactions", "split-1", {**body, "id": _new_id()})
+    other = await _keyed(api, tenant, "POST", "/v1/transactions", "split-1", {**body, "id": new_id()})
     assert (other.status, other.code) == (422, "idempotency_key_reused")
     skip_unless_served(first, "POST /v1/transactions")
     assert first.status == 201, first
@@ -224,9 +224,9 @@ async def test_idempotency_key_replays_a_transaction(api: Api, platform: Platfor
 
 async def test_idempotency_key_replays_a_reversal(api: Api, platform: Platform) -> None:
     tenant = await quick_tenant(platform, api)
-    bank, wallet, transfer = await _funded(api, tenant)
+    bank, wallet, transfer = await funded(api, tenant)
     path = f"/v1/transfers/{transfer['id']}/reverse"
-    body = {"id": _new_id(), "amount": 400}
+    body = {"id": new_id(), "amount": 400}
     first = await _keyed(api, tenant, "POST", path, "refund-1", body)
     again = await _keyed(api, tenant, "POST", path, "refund-1", body)
     assert again.headers["Idempotent-Replayed"] == "true"
@@ -293,7 +293,7 @@ async def test_lifecycle_actions_need_no_body(api: Api, platform: Platform, acti
 
 async def test_a_frozen_account_refuses_a_transfer_through_the_gateway(api: Api, platform: Platform) -> None:
     tenant = await quick_tenant(platform, api)
-    bank, wallet, _ = await _funded(api, tenant)
+    bank, wallet, _ = await funded(api, tenant)
     frozen = await api.call("POST", f"/v1/accounts/{wallet}/freeze", token=tenant.token)
     skip_unless_served(frozen, "POST /v1/accounts/{id}/freeze")
     refused = await api.transfer(tenant, bank, wallet, 10)  # coalesced: the group path enforces it too

@@ -17,12 +17,12 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cli.local_services import _as_postgres_user, _find_binary
+from cli.local_services import as_postgres_user, find_binary
 from tests.support.processes import free_port
 
 
 def _binary(name: str) -> str:
-    found = _find_binary(name)
+    found = find_binary(name)
     if found is None:
         raise RuntimeError(f"{name} is not installed: the private PostgreSQL cluster needs the server binaries")
     return found
@@ -45,7 +45,7 @@ class PrivatePostgres:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 
     def _run(self, *args: str) -> None:
-        subprocess.run([*_as_postgres_user(), *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.run([*as_postgres_user(), *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def init(self) -> PrivatePostgres:
         self.data_dir.mkdir(parents=True)
@@ -74,7 +74,7 @@ class PrivatePostgres:
     def destroy(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
             subprocess.run(
-                [*_as_postgres_user(), _binary("pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop"],
+                [*as_postgres_user(), _binary("pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop"],
                 check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
         shutil.rmtree(self._root, ignore_errors=True)
