@@ -4,7 +4,7 @@ One story runs through them: a tenant logs in, opens a debit-normal funding acco
 two wallets (``ALICE``, who may not go negative, and ``BOB``), funds Alice with 10000, pays Bob
 2500, is refused a 999999 payment (422 ``exceeds_credits``), reads balances and history, logs out.
 The numbers agree with each other (Alice ends at 7500), so a reader can follow the walkthrough in
-the document alone.
+the document alone. Balances are derived by the ledger's rule (:func:`shared.ledger_api.balances_of`).
 
 Invariants: every example validates against its schema (tests/gateway/test_openapi.py checks it),
 and problem examples are built by :class:`shared.errors.ProblemError` itself, so they have exactly
@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from shared.errors import ErrorCode, ProblemError
+from shared.ledger_api import balances_of
 
 TENANT = "5b2f8c3e-1a4d-4e7b-9c6f-0d3a2e1b4c58"
 BANK = "6a0e1d52-3f4b-4c1e-9a57-0c1b5e2d7a10"
@@ -49,7 +50,8 @@ def problem(code: ErrorCode, detail: str, **kwargs: Any) -> dict[str, Any]:
 def _account(
     account_id: str, normal_balance: str, debits: int, credits: int, *, no_overdraft: bool = False, version: int = 1
 ) -> dict[str, Any]:
-    posted = debits - credits if normal_balance == "debit" else credits - debits
+    # The ledger's own rule (which side is positive for a debit-normal account), never a copy of it.
+    balances = msgspec.to_builtins(balances_of(normal_balance, debits, credits, 0, 0))
     return {
         "id": account_id,
         "currency": "USD",
@@ -61,7 +63,7 @@ def _account(
         "credits_posted": credits,
         "debits_pending": 0,
         "credits_pending": 0,
-        "balances": {"posted": posted, "pending": posted, "available": posted},
+        "balances": balances,
         "status": "open",
         "overdraft_limit": 0,
         "version": version,

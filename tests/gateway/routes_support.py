@@ -13,6 +13,7 @@ from tests.support.api import Api, Reply, Tenant
 
 
 def new_id() -> str:
+    """A fresh id for a request body: ids of transfers and transactions are the client's."""
     return str(uuid.uuid4())
 
 
