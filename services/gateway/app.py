@@ -1,8 +1,9 @@
 """The gateway's Litestar app: public routes, health, and the lifespan of its clients.
 
 Startup opens one Redis client and one persistent HTTP client per upstream (ledger, session
-service; the long-poll routes call the ledger over the same pool with a timeout that covers their
-wait); shutdown closes them after in-flight requests finished (graceful shutdown of the server).
+service), and a second, bounded pool for the long-poll routes, whose calls to the ledger have a
+timeout that covers their wait (:mod:`.long_poll`); shutdown closes them after in-flight requests
+finished (graceful shutdown of the server).
 Ready means Redis answers and both upstream processes answer their liveness probe.
 """
 
@@ -20,6 +21,7 @@ from services.gateway.auth import Authenticator, LocalSessions
 from services.gateway.coalescer import Coalescer
 from services.gateway.dot_segments import RefuseDotSegments
 from services.gateway.login import LoginLimiter
+from services.gateway.long_poll import LongPolls
 from services.gateway.openapi import build_document
 from services.gateway.proxy import Pipeline
 from services.gateway.ratelimit import RateLimit
@@ -42,6 +44,9 @@ class Components:
         self.redis = open_redis(settings, max_connections=1024)
         timeout = settings.gateway.upstream_timeout_seconds
         self.http = HttpPool()
+        # Waiting long-polls get connections of their own, as many as may wait: they can never take
+        # the pool transfers and every other route use (services/gateway/long_poll.py).
+        self.long_poll_http = HttpPool(pool_size=max(settings.gateway.events_long_poll_max, 1))
         self.ledger = ServiceClient("ledger", settings.ledger_base_url(), settings.process.internal_token, timeout, self.http)
         coalescer = (
             Coalescer(
@@ -76,11 +81,17 @@ class Components:
             RefusalLimiter(self.redis, settings),
             settings.gateway.trusted_proxy_hops,
             long_poll={
-                path: LedgerClient(
+                path: LongPolls(
                     ServiceClient(
-                        "ledger", settings.ledger_base_url(), settings.process.internal_token, timeout + wait, self.http
+                        "ledger",
+                        settings.ledger_base_url(),
+                        settings.process.internal_token,
+                        timeout + wait,
+                        self.long_poll_http,
                     ),
-                    None,
+                    LedgerClient(self.ledger, None),
+                    settings.gateway.events_long_poll_max,
+                    settings.gateway.events_long_poll_max_per_tenant,
                 )
                 for path, wait in LONG_POLL_SECONDS.items()
             },
@@ -88,8 +99,10 @@ class Components:
 
     async def start(self) -> None:
         await self.http.start()
+        await self.long_poll_http.start()
 
     async def close(self) -> None:
+        await self.long_poll_http.close()
         await self.http.close()
         await self.redis.aclose()
 

@@ -237,7 +237,9 @@ _FEED_OPS = [
         params=["after", "limit", "wait"],
         description="`seq` is per tenant, from 1, without gaps, in commit order: a reader that has seen `seq = n` "
         "never later finds a smaller one it missed. With `wait`, the call returns as soon as an event is "
-        "available, or with empty `data` once `wait` seconds passed.",
+        "available, or with empty `data` once `wait` seconds passed. Each gateway process lets a limited "
+        "number of calls wait at once (in all and per tenant): one past the limit does not wait, and is "
+        "answered with its page at once when that has events, else 429 `rate_limited` with `Retry-After`.",
     ),
     Operation(
         "post",

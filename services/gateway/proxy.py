@@ -12,7 +12,8 @@ Every proxied public route (:mod:`.routes`) is a raw ASGI handler that calls
    trip: 429, 409, 422 or a replay of the kept response;
 5. the ledger call (:mod:`.upstream`): single transfer writes are coalesced with concurrent ones
    (:mod:`.coalescer`), everything else is forwarded as it came (a long-poll read with a timeout
-   that covers its wait, ``routes.LONG_POLL_SECONDS``); 503 when the ledger cannot be reached;
+   that covers its wait, ``routes.LONG_POLL_SECONDS``, within the caps of :mod:`.long_poll`); 503
+   when the ledger cannot be reached;
 6. the response kept for the key (or the claim released, for statuses that must not be kept).
 
 Every response of an authenticated call carries the RateLimit headers.
@@ -80,7 +81,8 @@ class Pipeline:
         self.admission = admission
         self.ledger = ledger
         self.long_poll: Mapping[str, LedgerClient] = long_poll or {}
-        """Per long-poll path (``routes.LONG_POLL_SECONDS``), a ledger client whose timeout covers the wait."""
+        """Per long-poll path (``routes.LONG_POLL_SECONDS``), a ledger client whose timeout covers the
+        wait (a :class:`.long_poll.LongPolls`: capped waits, over a pool of their own)."""
         self.refusals = refusals
         self.trusted_hops = trusted_hops
 

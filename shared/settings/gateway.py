@@ -114,6 +114,15 @@ class GatewaySettings:
     places from the right (the peer itself when 0); entries further left are the client's own
     claims and never trusted."""
 
+    events_long_poll_max: int = setting("EVENTS_LONG_POLL_MAX", 256, check=non_negative)
+    """``EVENTS_LONG_POLL_MAX``, polls: ``GET /v1/events?wait=`` calls one gateway process lets wait
+    at once, each holding a connection of the long-poll pool (services/gateway/long_poll.py); a poll
+    past it does not wait."""
+
+    events_long_poll_max_per_tenant: int = setting("EVENTS_LONG_POLL_MAX_PER_TENANT", 32, check=non_negative)
+    """``EVENTS_LONG_POLL_MAX_PER_TENANT``, polls: of those, how many one tenant may hold, so one
+    tenant's pollers cannot lock the others out."""
+
     def problems(self) -> Iterator[str]:
         """The rules between fields."""
         lease, upstream = self.idempotency_lease_seconds, self.upstream_timeout_seconds
