@@ -169,7 +169,7 @@ class Platform:
         self.local.stop()
 
 
-USAGE = """usage: ./scripts/run
+USAGE = """usage: ./scripts/run [--help]
 
 Runs the whole platform locally in the foreground (PostgreSQL, Redis and DynamoDB where they listen,
 else private ones under .local/; migrations; the session, ledger and gateway services) and prints
