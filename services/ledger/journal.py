@@ -1,13 +1,16 @@
 """The event journal (docs/api.md section 12): what the write path appends, and how it is read.
 
-Every committed change is one event, appended by the same database transaction as the change
-(``ledger_append_events``, migration 0013), numbered per tenant 1, 2, 3... without gaps, in commit
-order, and chained: ``hash = sha256(prev_hash || canonical(event without hash))`` (hex; the first
-``prev_hash`` is 64 zeros). docs/events.md states the recipe a client uses to recompute it.
+Every committed change is one event, appended by the same database transaction as the change,
+numbered per tenant 1, 2, 3... without gaps, in commit order, and chained: ``hash = sha256(prev_hash
+|| canonical(event without hash))`` (hex; the first ``prev_hash`` is 64 zeros). docs/events.md states
+the recipe a client uses to recompute it.
 
 ``data`` is the public object right after the change (transfer, transaction or account), encoded
-here ONCE as canonical JSON (keys sorted by code point, no whitespace, UTF-8): the database hashes
-exactly that text and serves it verbatim, so what a client reads is what was hashed.
+here ONCE as canonical JSON (keys sorted by code point, no whitespace, UTF-8), stored verbatim and
+served byte for byte, so what a client reads is what was hashed. The write path chains a group's
+events here (:func:`chains_document`) and the database only checks that the chain continues from
+its head under the head lock (``ledger_append_chained``, migration 0015); an account creation lets
+the database chain its one event (``ledger_append_events``, migration 0013).
 
 Reading: :func:`read_events` returns the tenant's events after a seq; :class:`EventWaiters` lets
 ``GET /v1/events?wait=`` sleep until the tenant's next commit (LISTEN on ``ledger_events``, with a
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import uuid
 from collections import defaultdict
@@ -27,7 +31,7 @@ import asyncpg
 import msgspec
 
 from services.ledger.present import account_from_row, account_of, transaction_of, transfer_of
-from services.ledger.state import AccountState, LedgerState, TransactionState, TransferState
+from services.ledger.state import AccountState, EventRecord, LedgerState, TransactionState, TransferState
 from shared.credentials import database_password
 from shared.timefmt import rfc3339
 
@@ -49,13 +53,38 @@ def event_data(subject: AccountState | TransferState | TransactionState) -> str:
     return CANONICAL.encode(account_of(subject)).decode()
 
 
-def events_document(state: LedgerState) -> list[object]:
-    """The events of one write for ``ledger_append_events``, in applied order."""
+GENESIS = "0" * 64
+"""The ``prev_hash`` of a tenant's first event."""
+
+
+def chains_document(state: LedgerState) -> list[object]:
+    """The events of one write, chained, for ``ledger_append_chained`` (migration 0015).
+
+    Per tenant, in applied order, each event gets ``seq = head + 1, 2, ...`` and ``hash =
+    sha256(prev_hash || canonical)`` from the head lock-and-read saw (``state.heads``). The canonical
+    text is built by concatenation, keys already in code point order (data, occurred_at, prev_hash,
+    seq, type) and ``data`` canonical itself: the same bytes 0013's SQL builds and docs/events.md
+    specifies. If the head moved before the append locked it, the database re-chains them.
+    """
     occurred_at = rfc3339(state.now)
-    return [
-        {"tenant_id": e.tenant_id, "type": e.type, "occurred_at": occurred_at, "data": event_data(e.subject)}
-        for e in state.events
-    ]
+    by_tenant: dict[uuid.UUID, list[EventRecord]] = {}
+    for event in state.events:
+        by_tenant.setdefault(event.tenant_id, []).append(event)
+    document: list[object] = []
+    for tenant, events in by_tenant.items():
+        start_seq, start_hash = state.heads.get(tenant, (0, GENESIS))
+        seq, prev = start_seq, start_hash
+        rows = []
+        for event in events:
+            seq += 1
+            canonical = (
+                f'{{"data":{event.data},"occurred_at":"{occurred_at}","prev_hash":"{prev}",'
+                f'"seq":{seq},"type":"{event.type}"}}'
+            )
+            prev = hashlib.sha256((prev + canonical).encode()).hexdigest()
+            rows.append((event.type, occurred_at, event.data, prev))
+        document.append({"tenant_id": tenant, "seq": start_seq, "hash": start_hash, "events": rows})
+    return document
 
 
 def account_created(row: Any) -> list[object]:

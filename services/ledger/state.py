@@ -20,7 +20,7 @@ follow the order in which the locks were granted.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -148,9 +148,10 @@ class TransactionState:
     is_new: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EntryRow:
-    """One row of ``account_entries``: a change to one account's counters and the counters after it."""
+    """One row of ``account_entries``: a change to one account's counters and the counters after it.
+    (Not frozen: two are made per transfer, and a frozen dataclass's ``__init__`` costs twice as much.)"""
 
     tenant_id: uuid.UUID
     account_id: uuid.UUID
@@ -187,11 +188,12 @@ class ChangeRow:
 
 @dataclass(frozen=True, slots=True)
 class EventRecord:
-    """One event of the journal (issue 12): the object as it is right after the change (a copy)."""
+    """One event of the journal (issue 12): the object as it is right after the change, already
+    encoded as the canonical JSON the chain hashes (so later changes in the group cannot alter it)."""
 
     tenant_id: uuid.UUID
     type: EventType
-    subject: AccountState | TransferState | TransactionState
+    data: str
 
 
 @dataclass
@@ -207,6 +209,9 @@ class LedgerState:
     changes: list[ChangeRow] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)
     """In applied order; written last, each tenant's appended to its chain (migration 0013)."""
+    heads: dict[uuid.UUID, tuple[int, str]] = field(default_factory=dict)
+    """Each involved tenant's event head (seq, hash) as lock-and-read saw it, unlocked: the write
+    chains the events from it and the database re-checks it under the head lock (migration 0015)."""
     changed_transfers: dict[Key, TransferState] = field(default_factory=dict)
     """Loaded (not new) transfers this transaction changed: persisted by UPDATE."""
     changed_transactions: dict[Key, TransactionState] = field(default_factory=dict)
@@ -258,8 +263,11 @@ class LedgerState:
         del self.events[events:]
 
     def emit(self, event_type: EventType, subject: AccountState | TransferState | TransactionState) -> None:
-        """Record that ``subject`` changed (call after the change; a copy is kept)."""
-        self.events.append(EventRecord(subject.tenant_id, event_type, replace(subject)))
+        """Record that ``subject`` changed (call after the change: its public form is encoded now)."""
+        # Imported here: the journal presents state objects, so it imports this module.
+        from services.ledger.journal import event_data
+
+        self.events.append(EventRecord(subject.tenant_id, event_type, event_data(subject)))
 
     def begin_operation(self) -> None:
         """Start one operation: each account it changes gets exactly one new version."""

@@ -215,6 +215,7 @@ async def _load_state(conn: asyncpg.Connection, plan: _Plan) -> tuple[LedgerStat
     accounts: dict[Key, AccountState] = {}
     transfers: dict[Key, TransferState] = {}
     transactions: dict[Key, TransactionState] = {}
+    heads: dict[uuid.UUID, tuple[int, str]] = {}
     block, now = rows[-1]["block"], rows[-1]["now"]
     for row in rows:
         kind = row["kind"]
@@ -226,6 +227,8 @@ async def _load_state(conn: asyncpg.Connection, plan: _Plan) -> tuple[LedgerStat
         elif kind == "transaction":
             transaction = transaction_from_row(row)
             transactions[(transaction.tenant_id, transaction.id)] = transaction
+        elif kind == "head":
+            heads[row["tenant_id"]] = (row["seq"], row["hash"])
     # Every loaded transfer or transaction an operation may change (named, or due to expire) must
     # have its accounts locked; if not, run again with them.
     needed: set[Key] = set()
@@ -238,7 +241,9 @@ async def _load_state(conn: asyncpg.Connection, plan: _Plan) -> tuple[LedgerStat
     if missing:
         raise Retry("accounts of a loaded transfer or transaction were not locked", missing)
     before = {key: a.snapshot() for key, a in accounts.items()}
-    state = LedgerState(accounts=accounts, transfers=transfers, now=now, block=block, transactions=transactions)
+    state = LedgerState(
+        accounts=accounts, transfers=transfers, now=now, block=block, transactions=transactions, heads=heads
+    )
     return state, before
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 import asyncpg
 import msgspec
 
-from services.ledger.journal import events_document
+from services.ledger.journal import chains_document
 from services.ledger.state import AccountState, EntryRow, Key, LedgerState, TransactionState, TransferState
 from shared import tracing
 
@@ -159,7 +159,7 @@ async def write(conn: asyncpg.Connection, state: LedgerState, before: dict[Key, 
     if state.changes:
         extras["changes"] = list(state.changes)
     if state.events:
-        extras["events"] = events_document(state)
+        extras["chains"] = chains_document(state)
     if not new and not updated and not changed and not extras:
         await conn.execute("COMMIT")
     elif len(new) + len(updated) <= DOCUMENT_MAX_ROWS and not tracing.recording():
@@ -173,7 +173,7 @@ async def write(conn: asyncpg.Connection, state: LedgerState, before: dict[Key, 
             **extras,
         }
         text = sql_literal(_DOCUMENT.encode(doc).decode())
-        await conn.execute(f"SELECT ledger_write_events({text}::jsonb); COMMIT")
+        await conn.execute(f"SELECT ledger_write_chained({text}::jsonb); COMMIT")
     else:
         await _write_arrays(conn, new, updated, [a for a, _ in changed], state.entries)
         meta = [d for d in (_account_doc(a, b, False) for a, b in changed) if len(d) > 1]
@@ -181,7 +181,7 @@ async def write(conn: asyncpg.Connection, state: LedgerState, before: dict[Key, 
             extras["accounts"] = list(meta)
         if extras:
             # A parameter: the connection's jsonb codec encodes it (db.py), as the large group's is.
-            await conn.execute("SELECT ledger_write_events($1::jsonb)", extras)
+            await conn.execute("SELECT ledger_write_chained($1::jsonb)", extras)
         await conn.execute("COMMIT")
 
 

@@ -6,17 +6,21 @@ by numbering under the tenant's head lock held until COMMIT (migration 0013). He
 transfers go to BOTH ledger processes (the grouped and the direct write path, one database) from many
 concurrent writers, while readers on both processes follow ``GET /v1/events?after=<last seen>``:
 every page a reader gets must start exactly at the seq after its last one and be gapless. At the end
-the journal holds exactly one event per acknowledged change, numbered 1..n.
+the journal holds exactly one event per acknowledged change, numbered 1..n, and the hash chain holds:
+each process chains its groups' events from the head it read (migration 0015), and when the other
+process appended in between, the database re-chains them, which this load makes happen often.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 
 import aiohttp
 
 from tests.ledger.conftest import client_for
+from tests.ledger.test_events import canonical
 from tests.support.processes import ServiceProcess
 
 WRITERS = 24
@@ -73,3 +77,11 @@ async def test_readers_never_skip_a_seq_under_concurrent_commits_from_two_proces
         assert seen == list(range(1, total + 1))
     final = await clients[1].call("GET", f"/v1/events?after={total}")
     assert final.body["data"] == []
+
+    prev, last = "0" * 64, 0
+    while last < total:
+        page = (await clients[0].call("GET", f"/v1/events?after={last}&limit=200")).body["data"]
+        for event in page:
+            assert event["prev_hash"] == prev, event
+            assert event["hash"] == hashlib.sha256(prev.encode() + canonical(event)).hexdigest(), event
+            prev, last = event["hash"], event["seq"]
