@@ -75,14 +75,15 @@ class HttpPool:
     """
 
     def __init__(self, pool_size: int = 512) -> None:
-        self._pool_size = pool_size
+        self.pool_size = pool_size
+        """Most connections open at once, over every upstream (read by tests and the long-poll pool)."""
         self.session: aiohttp.ClientSession | None = None
         self._traced: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         if self.session is None:
             connector = aiohttp.TCPConnector(
-                limit=self._pool_size, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=60
+                limit=self.pool_size, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=60
             )
             self.session = aiohttp.ClientSession(connector=connector, skip_auto_headers=("User-Agent",))
             configs = tracing.client_trace_configs()
@@ -115,8 +116,11 @@ class ServiceClient:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self._token = internal_token
+        self.timeout_seconds = timeout_seconds
+        """Longest one call may take, connecting included (a long-poll client's covers its wait)."""
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds, connect=min(timeout_seconds, 2.0))
-        self._pool = pool
+        self.pool = pool
+        """The connection pool the calls go over (the gateway gives long-polls one of their own)."""
 
     def _headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
         headers = {INTERNAL_TOKEN_HEADER: internal_tokens().to_send(self._token)}  # rotation: ADR 0107
@@ -141,7 +145,7 @@ class ServiceClient:
         headers: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
         """Send one request; the raw status and body come back whatever the status."""
-        if self._pool.session is None:
+        if self.pool.session is None:
             raise UpstreamUnavailable(self.name, "client not started", maybe_applied=False)
         url = f"{self.base_url}{path}"
         if query:
@@ -160,7 +164,7 @@ class ServiceClient:
     async def _send(
         self, method: str, url: str, body: bytes | None, headers: Mapping[str, str] | None
     ) -> UpstreamResponse:
-        session = self._pool.session_for_request()
+        session = self.pool.session_for_request()
         assert session is not None
         try:
             async with session.request(

@@ -137,10 +137,10 @@ def test_waiting_polls_have_a_pool_of_their_own_bounded_by_the_cap() -> None:
     gate = components.pipeline.long_poll["/v1/events"]
     assert isinstance(gate, LongPolls)
     assert (gate.max_waiting, gate.max_per_tenant) == (7, 3)
-    assert gate.client._pool is components.long_poll_http
+    assert gate.client.pool is components.long_poll_http
     assert gate.immediate.client is components.pipeline.ledger.client  # no wait: the ordinary client
     assert components.long_poll_http is not components.http
-    assert components.long_poll_http._pool_size == 7
+    assert components.long_poll_http.pool_size == 7
 
 
 @pytest.mark.parametrize(

@@ -76,8 +76,8 @@ def test_long_poll_timeout_covers_the_wait() -> None:
     components = Components(settings)
     assert LONG_POLL_SECONDS == {"/v1/events": 30.0}
     client = components.pipeline.long_poll["/v1/events"].client
-    assert client._timeout.total == 37.0
-    assert components.pipeline.ledger.client._timeout.total == 7.0
+    assert client.timeout_seconds == 37.0
+    assert components.pipeline.ledger.client.timeout_seconds == 7.0
 
 
 @pytest.mark.parametrize(
