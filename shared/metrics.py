@@ -42,6 +42,10 @@ GROUP_SIZE = "GroupSize"
 """Ledger: write requests per group-commit transaction."""
 VERIFIER_DISCREPANCIES = "VerifierDiscrepancies"
 """Ledger: discrepancies the last verifier run found; 0 when consistent. Alarm on > 0."""
+WEBHOOK_ENDPOINTS_FAILING = "WebhookEndpointsFailing"
+"""Ledger: webhook endpoints in ``failing`` state (deliveries stopped), all tenants; alarm on > 0."""
+WEBHOOK_DELIVERY_FAILURES = "WebhookDeliveryFailures"
+"""Ledger: failed webhook delivery attempts (non-2xx, timeout, refused address), counted as logged."""
 
 SERVICES = ("gateway", "ledger", "session")
 MAX_VALUES_PER_LINE = 100

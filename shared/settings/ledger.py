@@ -85,6 +85,10 @@ class WebhookSettings:
     """``WEBHOOK_MAX_CONCURRENCY``, endpoints: how many one process delivers to at once (one request
     in flight per endpoint)."""
 
+    delivery_retention_days: float = setting("WEBHOOK_DELIVERY_RETENTION_DAYS", 30.0, check=non_negative)
+    """``WEBHOOK_DELIVERY_RETENTION_DAYS``, days: attempts older than this leave the deliveries log
+    (the delivery workers delete them in small batches); 0 keeps them for ever."""
+
     def problems(self) -> Iterator[str]:
         """The rules between fields."""
         if self.retry_max_seconds < self.retry_base_seconds:

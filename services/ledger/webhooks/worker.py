@@ -17,7 +17,9 @@ processes never deliver to one endpoint at once. On a graceful stop each task fi
 in flight and commits it, and the leases are given back so another process resumes at once; after a
 crash the lease expires (``WEBHOOK_LEASE_SECONDS``) and another process resumes from the cursor.
 One aiohttp session per process; with private URLs disallowed it resolves names through
-:class:`.url_safety.PublicOnlyResolver`.
+:class:`.url_safety.PublicOnlyResolver`. Beside the deliveries, :mod:`.housekeeping` prunes the
+deliveries log and reports the failing endpoints; every failed attempt counts in
+``WebhookDeliveryFailures``.
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ import msgspec
 
 from services.ledger.db import DATABASE_DOWN
 from services.ledger.journal import Event
-from services.ledger.webhooks import signing, store
+from services.ledger.webhooks import housekeeping, signing, store
 from services.ledger.webhooks.url_safety import PublicOnlyResolver, UnsafeAddress, address_allowed, literal_address
+from shared.metrics import WEBHOOK_DELIVERY_FAILURES, current_metrics
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,8 @@ class WebhookConfig:
     poll_interval_seconds: float = 0.5
     lease_seconds: float = 30.0
     max_concurrency: int = 32
+    retention_seconds: float = 30 * 86_400.0
+    """Age at which attempts leave the deliveries log (0: never; :mod:`.housekeeping`)."""
 
     @classmethod
     def of(cls, settings: Settings) -> WebhookConfig:
@@ -82,6 +87,7 @@ class WebhookConfig:
             poll_interval_seconds=settings.webhooks.poll_interval_seconds,
             lease_seconds=max(settings.webhooks.lease_seconds, MIN_LEASE_SECONDS),
             max_concurrency=max(settings.webhooks.max_concurrency, 1),
+            retention_seconds=max(settings.webhooks.delivery_retention_days, 0.0) * 86_400,
         )
 
     def retry_delay(self, failed_attempts: int) -> float:
@@ -103,6 +109,7 @@ class DeliveryWorker:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _active: dict[tuple[uuid.UUID, uuid.UUID], asyncio.Task[None]] = field(default_factory=dict, init=False)
     _loop_task: asyncio.Task[None] | None = field(default=None, init=False)
+    _housekeeping: asyncio.Task[None] | None = field(default=None, init=False)
 
     def start(self) -> None:
         resolver = None if self.config.allow_private_urls else PublicOnlyResolver()
@@ -113,14 +120,19 @@ class DeliveryWorker:
             trust_env=False,  # never through a proxy named by the environment
         )
         self._loop_task = asyncio.create_task(self._claim_forever(), name="webhook-worker")
+        self._housekeeping = asyncio.create_task(
+            housekeeping.housekeeping_forever(self.pool, self.config.retention_seconds, self._stopping),
+            name="webhook-housekeeping",
+        )
 
     async def stop(self, grace_seconds: float = DELIVERY_TIMEOUT_SECONDS + 2) -> None:
         """Let attempts in flight finish and commit, give the leases back, close the session."""
         self._stopping.set()
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+        for background in (self._loop_task, self._housekeeping):
+            if background is not None:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
         tasks = list(self._active.values())
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=grace_seconds)
@@ -208,6 +220,8 @@ class DeliveryWorker:
                         status = await store.record_failure(
                             conn, self.owner, attempt, delay, self.config.give_up_seconds
                         )
+                    if (metrics := current_metrics()) is not None and status is not None:
+                        metrics.count(WEBHOOK_DELIVERY_FAILURES)
                     if status == "failing":
                         log.warning("webhook endpoint marked failing", extra={"endpoint_id": str(endpoint_id)})
                     return  # the lease is given up: the endpoint is claimed again when the retry is due
