@@ -205,7 +205,13 @@ async def test_failing_then_enable_resumes_from_the_first_undelivered_event(
     await receiver.wait_for(lambda: len(receiver.got["down"]) >= attempts + 3, "the three events after enable")
     resumed = [r.event["data"]["id"] for r in receiver.got["down"][attempts:]]
     assert resumed == [a["id"] for a in accounts]
-    log = (await client.call("GET", f"{path}/deliveries", params={"limit": "1000"})).body["data"]
+    # The receiver has the third delivery a moment before the worker commits its log row.
+    deadline = time.monotonic() + 10
+    while True:
+        log = (await client.call("GET", f"{path}/deliveries", params={"limit": "1000"})).body["data"]
+        if len(log) >= attempts + 3 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
     assert [d["status"] for d in log] == ["failed"] * attempts + ["succeeded"] * 3
     delivered = await db.fetchval(
         "SELECT delivered_seq FROM webhook_endpoints WHERE id = $1", uuid.UUID(endpoint["id"])
