@@ -11,6 +11,7 @@ reported whole, each line naming the variable and the rule.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
@@ -67,9 +68,12 @@ def _parse_int(raw: str) -> int:
 
 def _parse_float(raw: str) -> float:
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ValueError("must be a number") from None
+    if not math.isfinite(value):  # float() takes "inf" and "nan", which no rule below would refuse
+        raise ValueError("must be a finite number")
+    return value
 
 
 _PARSERS: dict[Any, Parse] = {bool: _parse_bool, int: _parse_int, float: _parse_float, str: str}

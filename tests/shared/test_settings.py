@@ -89,6 +89,7 @@ def test_aws_changes_the_documented_defaults() -> None:
         ("SESSION_PORT", "0", "must be between 1 and 65535", "1"),
         ("UPSTREAM_TIMEOUT_SECONDS", "0", "must be greater than 0", "0.5"),
         ("REDIS_TIMEOUT_SECONDS", "soon", "must be a number", "1"),
+        ("UPSTREAM_TIMEOUT_SECONDS", "inf", "must be a finite number", "1e1"),
         ("DATABASE_POOL_SIZE", "0", "must be between 1 and 1000", "1"),
         ("GROUP_COMMIT_MAX_ITEMS", "0", "must be at least 1", "1"),
         ("RATE_LIMIT_BURST", "0", "must be at least 1", "1"),
