@@ -174,7 +174,7 @@ USAGE = """usage: ./scripts/run [--help]
 Runs the whole platform locally in the foreground (PostgreSQL, Redis and DynamoDB where they listen,
 else private ones under .local/; migrations; the session, ledger and gateway services) and prints
 one line containing "ready" and the gateway URL when it serves. Ctrl-C stops everything.
-It takes no arguments: configuration is by environment variables (README.md, shared/settings.py).
+It takes no arguments: configuration is by environment variables (README.md, shared/settings/).
 Logs: .local/logs/<service>.log."""
 
 

@@ -63,7 +63,7 @@ MAX_ERROR_LENGTH = 300
 
 @dataclass(frozen=True, slots=True)
 class WebhookConfig:
-    """The webhook settings a ledger process works with (shared/settings.py documents each)."""
+    """The webhook settings a ledger process works with (shared/settings/ledger.py, WebhookSettings, documents each)."""
 
     allow_private_urls: bool = False
     require_https: bool = False
