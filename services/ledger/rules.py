@@ -169,7 +169,7 @@ def _create(state: LedgerState, op: CreateTransfer) -> Outcome:
     existing = state.transfers.get((op.tenant_id, body.id))
     if existing is not None:
         if _same_request(existing, body):
-            return Outcome(status=200, transfer=replace(existing))
+            return Outcome(status=200, transfer=existing.copy())
         return fail(ErrorCode.ID_CONFLICT, "this id was used for a different transfer", "id")
     if body.debit_account_id == body.credit_account_id:
         return fail(ErrorCode.SAME_ACCOUNT, "debit and credit account must differ", "credit_account_id")
@@ -268,7 +268,7 @@ def _new_transfer(
     if reversing is not None:
         state.set(reversing, "reversed_amount", reversing.reversed_amount + amount)
     state.emit("transfer.created", transfer)
-    return Outcome(status=201, transfer=replace(transfer), applied=True)
+    return Outcome(status=201, transfer=transfer.copy(), applied=True)
 
 
 def _resolve_op(state: LedgerState, op: PostPending | VoidPending) -> Outcome:
@@ -292,7 +292,7 @@ def _resolve_op(state: LedgerState, op: PostPending | VoidPending) -> Outcome:
     else:
         _resolve(state, transfer, "voided", 0, op.key_id)
         state.emit("transfer.voided", transfer)
-    return Outcome(status=200, transfer=replace(transfer), applied=True)
+    return Outcome(status=200, transfer=transfer.copy(), applied=True)
 
 
 def _resolve(state: LedgerState, transfer: TransferState, status: str, posted: int, key_id: str | None) -> None:
@@ -330,7 +330,7 @@ def _reverse(state: LedgerState, op: ReverseTransfer) -> Outcome:
             and existing.metadata == body.metadata
         )
         if same:
-            return Outcome(status=200, transfer=replace(existing))
+            return Outcome(status=200, transfer=existing.copy())
         return fail(ErrorCode.ID_CONFLICT, "this id was used for a different transfer", "id")
     original = state.transfers.get((op.tenant_id, op.transfer_id))
     if original is None:

@@ -116,6 +116,34 @@ class TransferState:
     is_new: bool = False
     """Created by this transaction: persisted by INSERT rather than UPDATE."""
 
+    def copy(self) -> TransferState:
+        """A copy, for what an operation answers (a later operation of its group may change this
+        one). Written out because ``dataclasses.replace`` costs several times more on the hot path;
+        tests/ledger/test_state_copy.py keeps it complete."""
+        return TransferState(
+            self.tenant_id,
+            self.id,
+            self.debit_account_id,
+            self.credit_account_id,
+            self.amount,
+            self.currency,
+            self.pending,
+            self.timeout_seconds,
+            self.status,
+            self.posted_amount,
+            self.expires_at,
+            self.metadata,
+            self.created_at,
+            self.updated_at,
+            self.seq,
+            self.resolved_seq,
+            self.created_by_key_id,
+            self.resolved_by_key_id,
+            self.reverses,
+            self.reversed_amount,
+            self.is_new,
+        )
+
 
 @dataclass(slots=True)
 class Leg:
@@ -217,7 +245,8 @@ class LedgerState:
     changed_transactions: dict[Key, TransactionState] = field(default_factory=dict)
     _event: int = 0
     _undo: list[tuple[Any, str, Any]] = field(default_factory=list)
-    _touched: set[Key] = field(default_factory=set)
+    _touched: set[int] = field(default_factory=set)
+    """The ``pk`` of each account the current operation changed (ints: cheaper to hash than keys)."""
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -274,10 +303,15 @@ class LedgerState:
         self._touched.clear()
 
     def touch(self, account: AccountState) -> None:
-        key = (account.tenant_id, account.id)
-        if key not in self._touched:
-            self._touched.add(key)
-            self.set(account, "version", account.version + 1)
+        if account.pk not in self._touched:
+            self._touched.add(account.pk)
+            self._set_account(account, "version", account.version + 1)
+
+    def _set_account(self, account: AccountState, attr: str, value: int) -> None:
+        """:meth:`set` for an account's numbers (accounts are persisted by comparing snapshots, so
+        there is nothing else to record); the hot path of :meth:`move`."""
+        self._undo.append((account, attr, getattr(account, attr)))
+        setattr(account, attr, value)
 
     # -- the one way counters change -----------------------------------------------------------
 
@@ -300,19 +334,19 @@ class LedgerState:
         posted_attr = "debits_posted" if debit else "credits_posted"
         pending_attr = "debits_pending" if debit else "credits_pending"
         if kind == "posted":
-            self.set(account, posted_attr, getattr(account, posted_attr) + amount)
+            self._set_account(account, posted_attr, getattr(account, posted_attr) + amount)
         elif kind == "pending":
-            self.set(account, pending_attr, getattr(account, pending_attr) + amount)
+            self._set_account(account, pending_attr, getattr(account, pending_attr) + amount)
         elif kind == "pending_posted":
-            self.set(account, pending_attr, getattr(account, pending_attr) - amount)
-            self.set(account, posted_attr, getattr(account, posted_attr) + amount)
+            self._set_account(account, pending_attr, getattr(account, pending_attr) - amount)
+            self._set_account(account, posted_attr, getattr(account, posted_attr) + amount)
         else:
-            self.set(account, pending_attr, getattr(account, pending_attr) - amount)
+            self._set_account(account, pending_attr, getattr(account, pending_attr) - amount)
         self.touch(account)
-        self.set(account, "last_entry_seq", account.last_entry_seq + 1)
+        self._set_account(account, "last_entry_seq", account.last_entry_seq + 1)
         if account.limit_allowance:
             allowance = max(0, min(account.limit_allowance, account.excess() - account.overdraft_limit))
-            self.set(account, "limit_allowance", allowance)
+            self._set_account(account, "limit_allowance", allowance)
         self.entries.append(
             EntryRow(
                 tenant_id=account.tenant_id,
