@@ -26,6 +26,12 @@ How each one treats missing data is a decision, documented on the alarm and in d
     ECS alarms, and an internal service that is down shows up as the gateway's 503s.
 ``LedgerLatencyP99Alarm``, **notBreaching**
     No requests, no latency. Percentiles are computed from the (sampled) values of the EMF lines.
+``WebhookEndpointsFailingAlarm`` (``WebhookEndpointsFailing`` > 0), missing data **ignore**
+    Every ledger process counts the endpoints in ``failing`` state every 30 s (all tenants, so the
+    maximum is the count). Only a count may raise or clear it: silence (no ledger task) must not
+    clear an endpoint that is still failing, and is the health and verifier-silence alarms' to
+    report. A tenant's receiver being down is usually the tenant's to fix; the alarm tells the
+    operator to check that it is not the ledger's egress, and to tell the tenant.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from shared.metrics import (
     SERVER_ERRORS,
     SERVICES,
     VERIFIER_DISCREPANCIES,
+    WEBHOOK_ENDPOINTS_FAILING,
 )
 from stacks.common import ENV_PARAM, sizing
 
@@ -58,6 +65,10 @@ VERIFIER_TOLERANCE = 0
 
 VERIFIER_FAILURE_WINDOW_SECONDS = 300
 """One verifier attempt per ledger process per window (``VERIFIER_INTERVAL_SECONDS`` default)."""
+
+FAILING_ENDPOINTS_TOLERANCE = 0
+"""Failing webhook endpoints tolerated: none. A failing endpoint receives nothing until someone
+acts, whatever the environment, so this is not a tuning knob either."""
 
 
 def service_log_group_name(service: str) -> Sub:
@@ -220,9 +231,31 @@ def _ledger_latency(t: Template, topic: sns.Topic) -> None:
     )
 
 
+def _webhooks(t: Template, topic: sns.Topic) -> None:
+    _add(
+        t,
+        topic,
+        "WebhookEndpointsFailingAlarm",
+        "At least one webhook endpoint is failing: its deliveries failed for WEBHOOK_GIVE_UP_SECONDS and "
+        "have stopped until it is enabled again (EMF WebhookEndpointsFailing, all tenants). Runbook: "
+        "'A webhook endpoint is failing'. Missing data keeps the state: only a count raises or clears it.",
+        Namespace=NAMESPACE,
+        MetricName=WEBHOOK_ENDPOINTS_FAILING,
+        Dimensions=_dimensions("ledger"),
+        Statistic="Maximum",
+        Period=300,
+        EvaluationPeriods=1,
+        DatapointsToAlarm=1,
+        Threshold=FAILING_ENDPOINTS_TOLERANCE,
+        ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="ignore",
+    )
+
+
 def add_app_alarms(t: Template, topic: sns.Topic) -> None:
     """Add the application alarms (and the verifier-failure metric filter) to ``t``."""
     _verifier(t, topic)
     for service in SERVICES:
         _server_errors(t, topic, service)
     _ledger_latency(t, topic)
+    _webhooks(t, topic)

@@ -21,6 +21,8 @@ from shared.metrics import (
     SERVICES,
     TRANSFERS_COMMITTED,
     VERIFIER_DISCREPANCIES,
+    WEBHOOK_DELIVERY_FAILURES,
+    WEBHOOK_ENDPOINTS_FAILING,
 )
 from stacks.app_alarms import SERVICE_DIMENSION, VERIFIER_RUN_FAILURES
 from stacks.common import ENV_PARAM
@@ -77,8 +79,9 @@ def _app(metric: str, service: str, **options: object) -> list[object]:
 
 
 def application_widgets(y: int) -> list[Widget]:
-    """Six rows from ``y``: per service (one column each) requests, latency p50/p99 and 5xx; then the
-    ledger's commits, group sizes and verifier; then errors by code and EMF extraction errors."""
+    """Seven rows from ``y``: per service (one column each) requests, latency p50/p99 and 5xx; then the
+    ledger's commits, group sizes and verifier; then errors by code and EMF extraction errors; then
+    webhook deliveries."""
     widgets: list[Widget] = []
     for i, svc in enumerate(SERVICES):
         x = i * 8
@@ -152,6 +155,16 @@ def application_widgets(y: int) -> list[Widget]:
             16,
             y + 24,
         ),
+        _graph(
+            "ledger webhooks: failing endpoints (alarm > 0), failed attempts / min",
+            [
+                _app(WEBHOOK_ENDPOINTS_FAILING, "ledger", stat="Maximum", label=WEBHOOK_ENDPOINTS_FAILING),
+                _app(WEBHOOK_DELIVERY_FAILURES, "ledger", stat="Sum", label=WEBHOOK_DELIVERY_FAILURES, yAxis="right"),
+            ],
+            0,
+            y + 30,
+            stat="Maximum",
+        ),
     ]
     return widgets
 
@@ -181,7 +194,7 @@ def dashboard_body(
     top = 6 if alarms else 0
     slo = slo_widgets(top, list(slo_alarms)) if slo_alarms else []
     top += 6 if slo else 0
-    app_rows = 30
+    app_rows = 36
     infra = top + 6 + app_rows
     elb = "AWS/ApplicationELB"
     lb = ["LoadBalancer", "${Alb}"]

@@ -80,6 +80,8 @@ def _emitted() -> set[tuple[str, str, frozenset[tuple[str, str]]]]:
             metrics.count(m.TRANSFERS_COMMITTED, 2)
             metrics.sample(m.GROUP_SIZE, 2)
             metrics.gauge(m.VERIFIER_DISCREPANCIES, 0)
+            metrics.gauge(m.WEBHOOK_ENDPOINTS_FAILING, 0)
+            metrics.count(m.WEBHOOK_DELIVERY_FAILURES)
         for line in metrics.lines(now_ms=0):
             for directive in line["_aws"]["CloudWatchMetrics"]:
                 for dims in directive["Dimensions"]:
