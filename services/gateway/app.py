@@ -28,6 +28,7 @@ from services.gateway.ratelimit import RateLimit
 from services.gateway.refusals import RefusalLimiter
 from services.gateway.routes import LONG_POLL_SECONDS, public_routes
 from services.gateway.upstream import LedgerClient
+from shared import heap
 from shared.http import HttpPool, ServiceClient
 from shared.metrics import Emitter
 from shared.redis_client import open_redis
@@ -47,7 +48,9 @@ class Components:
         # Waiting long-polls get connections of their own, as many as may wait: they can never take
         # the pool transfers and every other route use (services/gateway/long_poll.py).
         self.long_poll_http = HttpPool(pool_size=max(settings.gateway.events_long_poll_max, 1))
-        self.ledger = ServiceClient("ledger", settings.ledger_base_url(), settings.process.internal_token, timeout, self.http)
+        self.ledger = ServiceClient(
+            "ledger", settings.ledger_base_url(), settings.process.internal_token, timeout, self.http
+        )
         coalescer = (
             Coalescer(
                 self.ledger,
@@ -66,7 +69,9 @@ class Components:
                 self.redis,
                 prefix,
                 self.sessions,
-                LocalSessions(settings.gateway.session_local_cache_seconds, settings.gateway.unknown_token_cache_seconds),
+                LocalSessions(
+                    settings.gateway.session_local_cache_seconds, settings.gateway.unknown_token_cache_seconds
+                ),
             ),
             Admission(
                 self.redis,
@@ -126,7 +131,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     emitter = Emitter("gateway")
     app = Litestar(
         route_handlers=[*public_routes(), *health_routes(components.ready)],
-        on_startup=[components.start, emitter.start],
+        on_startup=[components.start, emitter.start, heap.settle],
         on_shutdown=[emitter.stop, components.close],
         exception_handlers=exception_handlers(),
         request_max_body_size=MAX_BODY_BYTES,

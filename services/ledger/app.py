@@ -15,6 +15,7 @@ from services.ledger.routes import ROUTES
 from services.ledger.runtime import LedgerRuntime
 from services.ledger.transfer_writes import ROUTES as TRANSFER_WRITE_ROUTES
 from services.ledger.webhooks.routes import ROUTES as WEBHOOK_ROUTES
+from shared import heap
 from shared.metrics import Emitter
 from shared.settings import Settings, get_settings
 from shared.tracing import instrument_app
@@ -50,7 +51,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             *health_routes(ready),
         ],
         lifespan=[lifespan],
-        on_startup=[emitter.start],
+        on_startup=[emitter.start, heap.settle],
         on_shutdown=[emitter.stop],
         exception_handlers=exception_handlers(),
         request_max_body_size=MAX_BODY_BYTES,

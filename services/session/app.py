@@ -19,6 +19,7 @@ from services.session.cache import CacheUnavailable, SessionCache
 from services.session.routes import internal_router
 from services.session.service import SessionService
 from services.session.store import SessionStore, StoreUnavailable
+from shared import heap
 from shared.errors import unavailable
 from shared.metrics import Emitter
 from shared.redis_client import open_redis
@@ -128,7 +129,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     }
     app = Litestar(
         route_handlers=[internal_router(), *health_routes(ready)],
-        on_startup=[components.start, emitter.start],
+        on_startup=[components.start, emitter.start, heap.settle],
         on_shutdown=[emitter.stop, components.close],
         exception_handlers=handlers,
         request_max_body_size=MAX_BODY_BYTES,
