@@ -121,10 +121,11 @@ class LongPolls(LedgerClient):
                 return await super().forward(method, path, query, body, content_type, tenant_id, key_id)
             finally:
                 self._release(tenant_id)
+        # Which cap refused it, as it was when refused (slots may free up during the read below).
+        whose = "this server's" if self.waiting >= self.max_waiting else "this tenant's"
         page = await self.immediate.forward(method, path, without_wait(query), body, content_type, tenant_id, key_id)
         if page.status != 200 or has_events(page.body):
             return page  # events to read now, or the ledger's own refusal (a bad `after`, ...)
-        whose = "this tenant's" if self.by_tenant.get(tenant_id, 0) >= self.max_per_tenant else "this server's"
         raise ProblemError(
             ErrorCode.RATE_LIMITED,
             f"too many event long-polls are waiting ({whose} limit); nothing after `after` yet: "

@@ -39,12 +39,12 @@ async def _pending(*polls: asyncio.Future[Reply]) -> None:
         assert not poll.done(), poll.result()
 
 
-def _refused(reply: Reply) -> None:
+def _refused(reply: Reply, whose: str = "this server's") -> None:
     assert (reply.status, reply.code) == (429, "rate_limited"), reply
     assert reply.headers["Content-Type"].startswith("application/problem+json")
     assert reply.headers["Retry-After"] == "1"
     assert "RateLimit-Remaining" in reply.headers  # an authenticated answer like any other
-    assert "long-poll" in reply.json["detail"]
+    assert "long-poll" in reply.json["detail"] and f"({whose} limit)" in reply.json["detail"], reply
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ async def test_polls_past_the_caps_are_answered_at_once_and_transfers_go_through
     a_polls = [poll(a, _feed(1)) for _ in range(PER_TENANT)]
     await _pending(*a_polls)
     started = time.monotonic()
-    _refused(await api.call("GET", _feed(1), token=a.token))  # a's third: the tenant's cap
+    _refused(await api.call("GET", _feed(1), token=a.token), "this tenant's")  # a's third: the tenant's cap
     behind = await api.call("GET", _feed(0), token=a.token)  # past the cap too, but events are there
     assert behind.status == 200 and [e["seq"] for e in behind.json["data"]] == [1], behind
     b_polls = [poll(b, _feed(1)) for _ in range(PER_TENANT)]
