@@ -63,6 +63,7 @@ async def create_pool(dsn: str, size: int) -> asyncpg.Pool:
         # Re-plan every execution instead of caching a generic plan. A generic plan made while
         # `transfers` was small (or never analysed) sequentially scans it forever after, and the
         # write path's cost would grow with the ledger's history (docs/performance.md, findings).
+        # The write functions override it for statements with one possible plan (migration 0015).
         # standard_conforming_strings: store.sql_literal relies on it (a backslash is literal).
         server_settings={"plan_cache_mode": "force_custom_plan", "standard_conforming_strings": "on"},
     )
