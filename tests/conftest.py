@@ -3,6 +3,12 @@
 Nothing here is mocked. ``./scripts/test`` makes sure PostgreSQL and Redis listen at
 ``DATABASE_URL`` / ``REDIS_URL`` (starting private ones when needed); each test session creates
 its own database (``test_<random>``) so several runs can share one server, and drops it after.
+
+Under pytest-xdist (``./scripts/test`` runs two workers, ``--dist loadgroup``) every worker is such a
+session: its own database, Redis prefix, platform and free ports, so workers share nothing but the
+servers. :func:`pytest_collection_modifyitems` keeps each file on one worker (its module-scoped
+platforms start once) and hands out the longest files first, so the run does not end waiting on
+one long file that started last.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -18,6 +25,60 @@ import redis
 from cli.local_services import with_database
 from services.ledger.migrate import migrate
 from shared.settings import get_settings
+
+SECONDS = {
+    "tests/adversarial/test_schemathesis.py": 210,
+    "tests/gateway/test_new_routes.py": 100,
+    "tests/bench/test_bench.py": 100,
+    "tests/tracing/test_bench_option.py": 75,
+    "tests/gateway/test_auth.py": 55,
+    "tests/ledger/test_transactions.py": 50,
+    "tests/stacks/test_templates.py": 50,
+    "tests/e2e/test_redis_acl.py": 47,
+    "tests/stacks/test_checkov.py": 47,
+    "tests/shared/test_credentials.py": 43,
+    "tests/faults/test_verify_cli.py": 40,
+    "tests/session/test_session_service.py": 39,
+    "tests/e2e/test_webhook_delivery.py": 39,
+    "tests/faults/test_crash_recovery.py": 39,
+    "tests/adversarial/test_internal_token_guard.py": 37,
+    "tests/ledger/test_lifecycle.py": 34,
+    "tests/gateway/test_ratelimit.py": 32,
+    "tests/stacks/test_deploy.py": 31,
+    "tests/ledger/test_transfers.py": 29,
+    "tests/e2e/test_faults.py": 26,
+    "tests/ledger/test_webhooks.py": 25,
+    "tests/faults/test_verify_model.py": 24,
+    "tests/ledger/test_state_machine.py": 23,
+    "tests/ledger/test_webhooks_delivery.py": 22,
+    "tests/e2e/test_contract.py": 19,
+    "tests/e2e/test_internal_token_rotation.py": 19,
+    "tests/gateway/test_long_poll_cap.py": 19,
+    "tests/ledger/test_reversals.py": 18,
+    "tests/ledger/test_roles.py": 17,
+    "tests/session/test_login_limits.py": 16,
+    "tests/tracing/test_one_trace.py": 16,
+}
+"""Rough seconds per file on the 2-core runner (``--durations=0``), to hand out long files first.
+A file missing here (new, renamed) only runs later; the order never changes what a test checks."""
+
+SPLIT = {"tests/adversarial/test_schemathesis.py"}
+"""Files whose tests may go to different workers: their two tests take about 100 s each and use
+only session-scoped fixtures, which every worker has anyway."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each file one xdist group (except :data:`SPLIT`), longest files first, tests in file order."""
+    root = Path(str(config.rootpath))
+
+    def file_of(item: pytest.Item) -> str:
+        return Path(str(item.path)).relative_to(root).as_posix()
+
+    for item in items:
+        if file_of(item) not in SPLIT:
+            item.add_marker(pytest.mark.xdist_group(file_of(item)))
+    if config.getoption("dist", "no") != "no":  # a serial run keeps the plain collection order
+        items.sort(key=lambda item: -SECONDS.get(file_of(item), 0))  # stable: file order kept within
 
 
 @pytest.fixture(scope="session")
