@@ -57,7 +57,7 @@ GENESIS = "0" * 64
 """The ``prev_hash`` of a tenant's first event."""
 
 
-def chains_document(state: LedgerState) -> list[object]:
+def chains_document(state: LedgerState) -> list[dict[str, Any]]:
     """The events of one write, chained, for ``ledger_append_chained`` (migration 0015).
 
     Per tenant, in applied order, each event gets ``seq = head + 1, 2, ...`` and ``hash =
@@ -70,7 +70,7 @@ def chains_document(state: LedgerState) -> list[object]:
     by_tenant: dict[uuid.UUID, list[EventRecord]] = {}
     for event in state.events:
         by_tenant.setdefault(event.tenant_id, []).append(event)
-    document: list[object] = []
+    document: list[dict[str, Any]] = []
     for tenant, events in by_tenant.items():
         start_seq, start_hash = state.heads.get(tenant, (0, GENESIS))
         seq, prev = start_seq, start_hash

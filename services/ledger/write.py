@@ -3,12 +3,16 @@
 Two ways, by size, writing the same rows (ADR 0007):
 
 - small groups (single transfers, the hot path): one simple-protocol message, ``SELECT
-  ledger_write('<json document>'); COMMIT`` (migration 0006), so the write and the COMMIT are one
-  round trip while the accounts are locked;
+  ledger_write_chained('<json document>'); COMMIT`` (migrations 0006, 0015), so the write, the
+  events and the COMMIT are one round trip while the accounts are locked;
 - large groups (batches), and any group while tracing records it: :data:`WRITE` over binary
-  arrays, then COMMIT. A traced statement's text becomes a span attribute, and the document
-  literal would put amounts, account ids and metadata into traces; the parameterised statement
-  keeps them out.
+  arrays, what else changed through ``ledger_write``, the events through :data:`APPEND_CHAIN`
+  (arrays again, one call per tenant, migration 0016), then COMMIT. A traced statement's text
+  becomes a span attribute, and the document literal would put amounts, account ids and metadata
+  into traces; the parameterised statements keep them out.
+
+Either way the events are written last, right before the COMMIT: the tenant's event head stays
+locked only from there to the COMMIT (docs/events.md).
 
 Either raises :class:`Retry` when a concurrent writer took one of the new transfer ids (the
 transaction is re-run and then sees that transfer), and refuses a partial write.
@@ -98,6 +102,12 @@ SELECT (SELECT count(*) FROM inserted) AS inserted, (SELECT count(*) FROM update
 """
 
 
+APPEND_CHAIN = (
+    "SELECT ledger_append_chain($1::uuid, $2::bigint, $3::text, $4::text[], $5::text, $6::text[], $7::text[])"
+)
+"""A large group's events of one tenant, chained by :func:`~services.ledger.journal.chains_document`."""
+
+
 def _account_doc(account: AccountState, before: tuple[object, ...], numbers: bool) -> dict[str, object]:
     """What changed on ``account`` for ledger_write (a key left out keeps the stored value)."""
     doc: dict[str, object] = {"pk": account.pk}
@@ -158,9 +168,8 @@ async def write(conn: asyncpg.Connection, state: LedgerState, before: dict[Key, 
         extras["transactions_updated"] = [_transaction_doc(t) for t in state.changed_transactions.values()]
     if state.changes:
         extras["changes"] = list(state.changes)
-    if state.events:
-        extras["chains"] = chains_document(state)
-    if not new and not updated and not changed and not extras:
+    chains = chains_document(state) if state.events else []
+    if not new and not updated and not changed and not extras and not chains:
         await conn.execute("COMMIT")
     elif len(new) + len(updated) <= DOCUMENT_MAX_ROWS and not tracing.recording():
         # asyncpg has no pipelining: a parameterised write and a COMMIT would be two round trips
@@ -170,6 +179,7 @@ async def write(conn: asyncpg.Connection, state: LedgerState, before: dict[Key, 
             "updated": updated,
             "accounts": [_account_doc(a, b, True) for a, b in changed],
             "entries": state.entries,
+            "chains": chains,
             **extras,
         }
         text = sql_literal(_DOCUMENT.encode(doc).decode())
@@ -181,7 +191,20 @@ async def write(conn: asyncpg.Connection, state: LedgerState, before: dict[Key, 
             extras["accounts"] = list(meta)
         if extras:
             # A parameter: the connection's jsonb codec encodes it (db.py), as the large group's is.
-            await conn.execute("SELECT ledger_write_chained($1::jsonb)", extras)
+            await conn.execute("SELECT ledger_write($1::jsonb)", extras)
+        # The events last, as arrays, one call per tenant in tenant id order (migration 0016).
+        for chain in sorted(chains, key=lambda c: c["tenant_id"]):
+            events = chain["events"]
+            await conn.execute(
+                APPEND_CHAIN,
+                chain["tenant_id"],
+                chain["seq"],
+                chain["hash"],
+                [e[0] for e in events],
+                events[0][1],
+                [e[2] for e in events],
+                [e[3] for e in events],
+            )
         await conn.execute("COMMIT")
 
 

@@ -4,7 +4,8 @@ events were chained from (stored as sent) or had moved (re-chained by the databa
 
 Through the real interfaces: :func:`services.ledger.journal.chains_document` builds what the write
 path sends, ``ledger_append_chained`` stores it in a real database, and the chain is recomputed with
-the standard library (tests/ledger/test_events.py's ``canonical``).
+the standard library (tests/ledger/test_events.py's ``canonical``); a batch large enough for the
+array path (migration 0016) goes through the ledger's HTTP API.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import msgspec
 
 from services.ledger.journal import GENESIS, chains_document
 from services.ledger.state import EventRecord, LedgerState
+from services.ledger.write import APPEND_CHAIN, DOCUMENT_MAX_ROWS
 from tests.ledger.test_events import canonical
+from tests.support.http import ApiClient
 
 
 def _state(tenant: uuid.UUID, heads: dict[uuid.UUID, tuple[int, str]], amounts: list[int]) -> LedgerState:
@@ -98,3 +101,61 @@ async def test_events_chained_from_a_stale_head_are_re_chained_by_the_database(d
     _assert_valid(stored, at)
     head = await db.fetchrow("SELECT seq, hash FROM event_heads WHERE tenant_id = $1", tenant)
     assert head is not None and (head["seq"], head["hash"]) == (3, stored[2]["hash"])
+
+
+async def test_a_batch_on_the_array_path_chains_its_events_like_single_transfers(ledger: ApiClient) -> None:
+    """More than DOCUMENT_MAX_ROWS transfers take the array path (events through ledger_append_chain,
+    migration 0016); the chain read back must follow the recipe, continuing the single writes'."""
+    a = await ledger.create_account()
+    b = await ledger.create_account()
+    assert (await ledger.transfer(a["id"], b["id"], 1)).status == 201
+    items = [
+        {
+            "id": str(uuid.uuid4()),
+            "debit_account_id": a["id"],
+            "credit_account_id": b["id"],
+            "amount": n,
+            "currency": "USD",
+        }
+        for n in range(1, DOCUMENT_MAX_ROWS + 11)
+    ]
+    batch = await ledger.call("POST", "/v1/transfers/batch", {"transfers": items})
+    assert batch.status == 200 and {r["status"] for r in batch.body["results"]} == {201}, batch
+    assert (await ledger.transfer(a["id"], b["id"], 2)).status == 201
+
+    events: list[dict[str, Any]] = []
+    while True:
+        page = (await ledger.call("GET", f"/v1/events?after={len(events)}&limit=100")).body["data"]
+        if not page:
+            break
+        events += page
+    assert [e["seq"] for e in events] == list(range(1, len(items) + 5))
+    amounts = [e["data"]["amount"] for e in events if e["type"] == "transfer.created"]
+    assert amounts == [1, *range(1, DOCUMENT_MAX_ROWS + 11), 2]
+    prev = GENESIS
+    for event in events:
+        assert event["prev_hash"] == prev
+        assert event["hash"] == hashlib.sha256(prev.encode() + canonical(event)).hexdigest(), event
+        prev = event["hash"]
+
+
+async def test_array_chain_from_a_stale_head_is_re_chained_by_the_database(db: asyncpg.Connection) -> None:
+    tenant = uuid.uuid4()
+    first = await _append(db, _state(tenant, {}, [1]))
+    stale = chains_document(_state(tenant, {}, [2, 3]))[0]  # chained from the genesis: stale now
+    rows = stale["events"]
+    async with db.transaction():
+        await db.execute(
+            APPEND_CHAIN,
+            tenant,
+            stale["seq"],
+            stale["hash"],
+            [r[0] for r in rows],
+            rows[0][1],
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+        )
+    stored = await _chain(db, tenant)
+    assert [e["data"]["amount"] for e in stored] == [1, 2, 3]
+    assert stored[1]["hash"] != rows[0][3]
+    _assert_valid(stored, {e["seq"]: row[1] for e, row in zip(stored, [*first, *rows], strict=True)})
