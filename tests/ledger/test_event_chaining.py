@@ -13,17 +13,42 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import msgspec
+import pytest
 
+from cli.local_services import with_database
 from services.ledger.journal import GENESIS, chains_document
+from services.ledger.migrate import migrate
 from services.ledger.state import EventRecord, LedgerState
 from services.ledger.write import APPEND_CHAIN, DOCUMENT_MAX_ROWS
+from shared.settings import get_settings
 from tests.ledger.test_events import canonical
 from tests.support.http import ApiClient
+
+
+@pytest.fixture
+async def db() -> AsyncIterator[asyncpg.Connection]:
+    """A database of its own, migrated: the events appended here have no transfer rows, so in the
+    session database every ledger's verifier (tests/ledger/test_metrics.py reads one) would report
+    them as journal discrepancies."""
+    base = get_settings().database.url
+    name = f"test_chaining_{uuid.uuid4().hex[:10]}"
+    await migrate(with_database(base, name))
+    conn = await asyncpg.connect(with_database(base, name))
+    try:
+        yield conn
+    finally:
+        await conn.close()
+        admin = await asyncpg.connect(with_database(base, "postgres"))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 def _state(tenant: uuid.UUID, heads: dict[uuid.UUID, tuple[int, str]], amounts: list[int]) -> LedgerState:
