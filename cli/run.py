@@ -7,7 +7,8 @@
    ``.local/dynamodb``), or, without Node, a moto server (in memory: tenants and keys are then lost
    on stop; the line saying which endpoint runs says so).
 3. Migrations, then the session, ledger and gateway services as child processes (logs in
-   ``.local/logs/``), each awaited on ``/health/ready``; a service that dies is restarted.
+   ``.local/logs/``), each awaited on ``/health/ready``; a service that dies is restarted. The
+   processes are started, awaited and stopped by cli/launcher.py, as for the bench and the tests.
 4. One line containing ``ready``, the gateway URL and how to get an API key, on stdout.
 5. On SIGINT/SIGTERM: every child stopped gracefully (newest first), then what step 1-2 started;
    exit 0.
@@ -25,13 +26,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 
-from cli.local_services import LOCAL_DIR, ROOT, LocalServices, host_port, port_open, say, wait_for_port
+from cli.launcher import Helper, ServiceProcess, moto_command
+from cli.local_services import LOCAL_DIR, ROOT, LocalServices, host_port, port_open, say
 from shared.settings import Settings, get_settings
 
 LOG_DIR = LOCAL_DIR / "logs"
@@ -39,55 +38,17 @@ READY_TIMEOUT_SECONDS = 60.0
 SERVICES = ("session", "ledger", "gateway")
 
 
-@dataclass
-class Child:
-    """One service process of the platform."""
-
-    name: str
-    port: int
-    env: dict[str, str]
-    process: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        with (LOG_DIR / f"{self.name}.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", f"services.{self.name}"], cwd=ROOT, env=self.env, stdout=log, stderr=log,
-                start_new_session=True,  # Ctrl-C reaches run.py only; it stops the children in order
-            )
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/health/ready", timeout=1) as response:
-                return int(response.status) == 200
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self, timeout: float = 25.0) -> None:
-        if not self.alive():
-            return
-        assert self.process is not None
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+def child(name: str, port: int, env: dict[str, str]) -> ServiceProcess:
+    """A service of the platform (cli/launcher.py); its own session, so Ctrl-C reaches run.py only,
+    which then stops the children in order."""
+    return ServiceProcess(name, port, env, LOG_DIR / f"{name}.log", new_session=True)
 
 
 @dataclass
 class Platform:
     settings: Settings
     local: LocalServices = field(default_factory=LocalServices)
-    children: list[Child] = field(default_factory=list)
+    children: list[ServiceProcess] = field(default_factory=list)
     dynamodb_note: str = ""
 
     def ensure_dynamodb(self, endpoint: str) -> None:
@@ -114,16 +75,18 @@ class Platform:
                        "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]
             self.dynamodb_note = f"DynamoDB endpoint {endpoint} (dynalite, data in {data_dir})"
         else:
-            moto = Path(sys.executable).parent / "moto_server"
-            command = [str(moto), "-H", host, "-p", str(port)]
+            command = moto_command(port, host)
             self.dynamodb_note = (f"DynamoDB endpoint {endpoint} (moto server, in memory: Node is not installed, "
                                   "so tenants and keys do not survive a stop)")
         say(f"starting {self.dynamodb_note}")
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        with (LOG_DIR / "dynamodb.log").open("ab") as log:
-            process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
-        wait_for_port(host, port, 30, "the DynamoDB endpoint")
-        self.local.adopt("the DynamoDB endpoint", process)
+        endpoint_process = Helper(
+            "the DynamoDB endpoint", port, command, LOG_DIR / "dynamodb.log", new_session=True, host=host
+        )
+        try:
+            endpoint_process.start()
+        finally:  # adopted even when it never listened: LocalServices.stop stops it either way
+            if endpoint_process.process is not None:
+                self.local.adopt("the DynamoDB endpoint", endpoint_process.process)
 
     def start_services(self) -> None:
         endpoint = self.settings.dynamodb.endpoint_url or ""
@@ -140,31 +103,24 @@ class Platform:
         for name in SERVICES:
             if port_open("127.0.0.1", ports[name]):
                 raise RuntimeError(f"port {ports[name]} ({name}) is already in use; is the platform running already?")
-            child = Child(name, ports[name], env)
-            child.start()
-            self.children.append(child)
+            self.children.append(child(name, ports[name], env).launch())
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        for child in self.children:
-            while not child.ready():
-                if not child.alive():
-                    raise RuntimeError(f"the {child.name} service exited; see {LOG_DIR / (child.name + '.log')}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the {child.name} service is not ready; see {LOG_DIR / (child.name + '.log')}")
-                time.sleep(0.1)
+        for service in self.children:  # all three start side by side; one deadline for the lot
+            service.wait_ready(timeout=max(0.0, deadline - time.monotonic()))
 
     def supervise(self) -> None:
         """Restart a service that died on its own (not on our stop)."""
-        for child in self.children:
-            if not child.alive():
-                child.restarts += 1
-                say(f"the {child.name} service exited ({child.process.returncode if child.process else '?'}); "
-                    f"restarting it (see {LOG_DIR / (child.name + '.log')})")
-                child.start()
+        for service in self.children:
+            if not service.alive():
+                service.restarts += 1
+                say(f"the {service.name} service exited ({service.process.returncode if service.process else '?'}); "
+                    f"restarting it (see {service.log_path})")
+                service.launch()
 
     def stop(self) -> None:
-        for child in reversed(self.children):
-            say(f"stopping the {child.name} service")
-            child.stop()
+        for service in reversed(self.children):
+            say(f"stopping the {service.name} service")
+            service.stop(timeout=25.0)
         self.children.clear()
         self.local.stop()
 

@@ -22,6 +22,7 @@ import asyncpg
 import pytest
 import redis
 
+from cli.launcher import drop_database
 from cli.local_services import with_database
 from services.ledger.migrate import migrate
 from shared.settings import get_settings
@@ -89,15 +90,7 @@ def database_url() -> Iterator[str]:
     dsn = with_database(base, name)
     asyncio.run(migrate(dsn))
     yield dsn
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(with_database(base, "postgres"))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
+    asyncio.run(drop_database(base, name))
 
 
 @pytest.fixture(scope="session")

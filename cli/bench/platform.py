@@ -6,7 +6,8 @@ where they listen at ``DATABASE_URL`` / ``REDIS_URL`` (else private ones through
 use), but a private database (``bench_<hex>``, migrated here, dropped afterwards), a private Redis
 key prefix (its keys deleted afterwards), a private DynamoDB endpoint (a moto server on a free
 port) and the three services as child processes on free loopback ports with a random internal
-credential. Their logs go to ``.local/bench/<run>/``.
+credential. Their logs go to ``.local/bench/<run>/``. The processes are started, awaited and
+stopped by cli/launcher.py, the launcher ``./scripts/run`` and the tests use too.
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,8 @@ from pathlib import Path
 import asyncpg
 import redis
 
-from cli.local_services import ROOT, LocalServices, free_port, http_status, wait_for_port, with_database
+from cli.launcher import Helper, ServiceProcess, drop_database, moto_command
+from cli.local_services import ROOT, LocalServices, free_port, with_database
 from services.ledger.migrate import migrate
 from shared.settings import get_settings
 
@@ -55,30 +55,6 @@ def _prune_logs(parent: Path, keep: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-async def drop_database(server_dsn: str, name: str) -> None:
-    conn = await asyncpg.connect(with_database(server_dsn, "postgres"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-@dataclass
-class Service:
-    name: str
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-
 @dataclass
 class BenchPlatform:
     """Start with :meth:`start`, always :meth:`stop` (it stops exactly what it started)."""
@@ -86,19 +62,22 @@ class BenchPlatform:
     overrides: dict[str, str] = field(default_factory=dict)
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
     env: dict[str, str] = field(init=False, default_factory=dict)
-    services: dict[str, Service] = field(init=False, default_factory=dict)
+    services: dict[str, ServiceProcess] = field(init=False, default_factory=dict)
     log_dir: Path = field(init=False)
     database: str = field(init=False)
     server_dsn: str = field(init=False)
     _local: LocalServices = field(init=False, default_factory=LocalServices)
-    _moto: subprocess.Popen[bytes] | None = field(init=False, default=None)
+    _moto: Helper | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         settings = get_settings()
         self.server_dsn = settings.database.url
         self.database = f"bench_{self.run_id}"
         self.log_dir = ROOT / ".local" / "bench" / self.run_id
-        self.services = {name: Service(name, free_port()) for name in SERVICES}
+        self.services = {
+            name: ServiceProcess(name, free_port(), {}, self.log_dir / f"{name}.log", new_session=True)
+            for name in SERVICES
+        }
         self.env = {
             "DATABASE_URL": with_database(settings.database.url, self.database),
             "REDIS_URL": settings.redis.url,
@@ -112,11 +91,11 @@ class BenchPlatform:
         }
 
     @property
-    def gateway(self) -> Service:
+    def gateway(self) -> ServiceProcess:
         return self.services["gateway"]
 
     @property
-    def ledger(self) -> Service:
+    def ledger(self) -> ServiceProcess:
         return self.services["ledger"]
 
     def start(self, say: Callable[[str], None] = print) -> BenchPlatform:
@@ -128,40 +107,20 @@ class BenchPlatform:
         asyncio.run(migrate(self.env["DATABASE_URL"]))
         self._start_moto()
         for name in SERVICES:
-            self._start_service(self.services[name])
+            service = self.services[name]
+            service.env = self.process_env(name)
+            service.start(timeout=60.0)
         return self
 
     def _start_moto(self) -> None:
         port = free_port()
-        moto = str(Path(sys.executable).parent / "moto_server")
-        with (self.log_dir / "moto.log").open("ab") as log:
-            self._moto = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
-        wait_for_port("127.0.0.1", port, 30, "moto (DynamoDB endpoint)")
+        self._moto = Helper("moto (DynamoDB endpoint)", port, moto_command(port), self.log_dir / "moto.log").start()
         self.env["DYNAMODB_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
 
     def process_env(self, service: str | None = None) -> dict[str, str]:
         """The environment of a child; ``SERVICE:KEY`` overrides apply to that service only."""
         only = {key.split(":", 1)[1]: value for key, value in self.overrides.items() if key.startswith(f"{service}:")}
         return {**os.environ, **self.env, **only, "PYTHONPATH": str(ROOT)}
-
-    def _start_service(self, service: Service, timeout: float = 60.0) -> None:
-        with (self.log_dir / f"{service.name}.log").open("ab") as log:
-            service.process = subprocess.Popen(
-                [sys.executable, "-m", f"services.{service.name}"],
-                cwd=ROOT,
-                env=self.process_env(service.name),
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if service.process.poll() is not None:
-                raise RuntimeError(f"{service.name} exited with {service.process.returncode}; see {self.log_dir}")
-            if http_status(f"{service.url}/health/ready") == 200:
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"{service.name} not ready within {timeout:.0f}s; see {self.log_dir}")
 
     def backend_pids(self) -> list[int]:
         """PostgreSQL backends serving this run's database (the ledger's pool connections)."""
@@ -233,22 +192,9 @@ class BenchPlatform:
 
     def stop(self, keep_database: bool = False) -> None:
         for name in reversed(SERVICES):
-            process = self.services[name].process
-            if process is None or process.poll() is not None:
-                continue
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if self._moto is not None and self._moto.poll() is None:
-            self._moto.terminate()
-            try:
-                self._moto.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._moto.kill()
-                self._moto.wait()
+            self.services[name].stop(timeout=30)
+        if self._moto is not None:
+            self._moto.stop()
         try:
             client = redis.Redis.from_url(self.env["REDIS_URL"])
             keys = list(client.scan_iter(match=f"{self.env['REDIS_KEY_PREFIX']}*", count=1000))

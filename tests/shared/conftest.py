@@ -2,38 +2,29 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.support.processes import free_port
+from cli.launcher import Helper, moto_command, wait_until
+from cli.local_services import port_open
+from tests.support.processes import LOG_DIR, free_port
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail(f"{what} did not start")
-            time.sleep(0.1)
+    """Until ``proc`` listens on loopback ``port`` (the launcher's wait); a test failure if it never does."""
+    try:
+        wait_until(lambda: port_open("127.0.0.1", port, timeout=1), proc, 30, what)
+    except RuntimeError:
+        pytest.fail(f"{what} did not start")
 
 
 @pytest.fixture(scope="module")
 def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A moto server, and dummy credentials so nothing can reach a real account."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    moto = Helper("moto", port, moto_command(port), LOG_DIR / f"moto-{port}.log")
     none = tmp_path_factory.mktemp("aws") / "none"
     with pytest.MonkeyPatch.context() as mp:
         for key, value in {
@@ -46,8 +37,7 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         mp.delenv("AWS_PROFILE", raising=False)
         mp.delenv("AWS_SESSION_TOKEN", raising=False)
         try:
-            wait_for_port(port, proc, "moto")
+            moto.start()
             yield f"http://127.0.0.1:{port}"
         finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+            moto.stop()

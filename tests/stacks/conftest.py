@@ -4,18 +4,15 @@ moto server on loopback (with dummy credentials) for the deploy script's tests."
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cli.launcher import Helper, moto_command
 from stacks.synth import synthesize
-from tests.support.processes import free_port
+from tests.support.processes import LOG_DIR, free_port
 
 Json = dict[str, Any]
 
@@ -103,28 +100,15 @@ def service_task_definitions(template: Json) -> dict[str, Json]:
 @pytest.fixture(scope="module")
 def moto_url(fake_credentials: None) -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    moto = Helper("moto", port, moto_command(port), LOG_DIR / f"moto-{port}.log")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail("moto server did not start")
-                time.sleep(0.2)
+        try:
+            moto.start()
+        except RuntimeError as exc:
+            pytest.fail(f"moto server did not start: {exc}")
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        moto.stop()
 
 
 @pytest.fixture(scope="module", autouse=True)

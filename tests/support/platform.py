@@ -16,7 +16,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,13 +24,13 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from redis.asyncio import Redis
 
+from cli import launcher
 from services.session.app import session_service
 from services.session.cache import SessionCache
 from services.session.service import SessionService
@@ -41,54 +40,12 @@ from tests.support.api import Api, Tenant
 from tests.support.processes import LOG_DIR, ROOT, ServiceProcess, free_port, http_status
 
 
-def _wait_port(port: int, timeout: float, what: str, process: subprocess.Popen[bytes]) -> None:
-    import socket
+class Helper(launcher.Helper):
+    """``Helper(name, port, command)``: the launcher's non-service child (moto, Redis) that can be
+    stopped, frozen and restarted, its log beside the services' (one per name and port)."""
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on {port} within {timeout}s")
-
-
-@dataclass
-class Helper:
-    """A non-service child process (moto, Redis) that can be stopped, frozen and restarted."""
-
-    name: str
-    port: int
-    command: list[str]
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 30.0) -> Helper:
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        with (LOG_DIR / f"{self.name}-{self.port}.log").open("ab") as log:
-            self.process = subprocess.Popen(self.command, cwd=ROOT, stdout=log, stderr=log)
-        _wait_port(self.port, timeout, self.name, self.process)
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def freeze(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
+    def __init__(self, name: str, port: int, command: list[str]) -> None:
+        super().__init__(name, port, command, LOG_DIR / f"{name}-{port}.log")
 
 
 @dataclass
@@ -130,8 +87,7 @@ class Platform:
             "LOG_LEVEL": "INFO",
             **self.overrides,
         }
-        moto = str(Path(sys.executable).parent / "moto_server")
-        self.dynamodb = Helper("moto", dynamodb_port, [moto, "-H", "127.0.0.1", "-p", str(dynamodb_port)])
+        self.dynamodb = Helper("moto", dynamodb_port, launcher.moto_command(dynamodb_port))
         redis_server = shutil.which("redis-server") or "redis-server"
         self.redis = Helper(
             "redis",
