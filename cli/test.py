@@ -36,13 +36,19 @@ WORKERS = os.environ.get("TEST_WORKERS", "2")
 PostgreSQL), so two workers keep both cores busy; more only add start-up CPU on a 2-core runner."""
 
 
-def parallel(pytest_args: list[str]) -> list[str]:
-    """xdist options, unless the caller chose (``-n``, ``--numprocesses``, ``-p no:xdist``).
+def phases(pytest_args: list[str]) -> list[list[str]]:
+    """The pytest runs: the suite in xdist workers, then alone the tests marked ``serial``.
 
     ``--dist loadgroup``: tests/conftest.py puts each file in one group (its module-scoped platforms
-    start once) and orders the files longest first, which ``--no-loadscope-reorder`` keeps."""
-    chosen = any(arg.startswith(("-n", "--numprocesses", "--dist")) or arg == "no:xdist" for arg in pytest_args)
-    return [] if chosen or WORKERS in ("0", "1") else ["-n", WORKERS, "--dist", "loadgroup", "--no-loadscope-reorder"]
+    start once) and orders the files longest first, which ``--no-loadscope-reorder`` keeps. The
+    ``serial`` files (tests/conftest.py names them) hold timing budgets of a second or so that CPU
+    contention from the other worker could break, so they run after, in one process. A caller who
+    chose (``-n``, ``--dist``, ``-p no:xdist``, ``-m``) gets one plain run with their arguments."""
+    chosen = any(arg.startswith(("-n", "--numprocesses", "--dist", "-m")) or arg == "no:xdist" for arg in pytest_args)
+    if chosen or WORKERS in ("0", "1"):
+        return [pytest_args]
+    xdist = ["-n", WORKERS, "--dist", "loadgroup", "--no-loadscope-reorder"]
+    return [[*xdist, "-m", "not serial", *pytest_args], ["-n", "0", "-m", "serial", *pytest_args]]
 
 
 def pytest_env() -> dict[str, str]:
@@ -78,9 +84,14 @@ def main(argv: list[str]) -> int:
             if subprocess.run([lint_imports, "--no-cache"], cwd=ROOT).returncode:
                 return 1
         say("pytest")
-        return subprocess.run(
-            [sys.executable, "-m", "pytest", *parallel(pytest_args), *pytest_args], cwd=ROOT, env=pytest_env()
-        ).returncode
+        codes = [
+            subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT, env=pytest_env()).returncode
+            for args in phases(pytest_args)
+        ]
+        # 5 is "no test selected": a phase may select nothing (./scripts/test tests/ledger has no
+        # serial test), which is a failure only when no phase ran anything.
+        failed = [code for code in codes if code not in (0, 5)]
+        return failed[0] if failed else (5 if all(code == 5 for code in codes) else 0)
     finally:
         services.stop()
 

@@ -63,11 +63,20 @@ SECONDS = {
 """Rough seconds per file on the 2-core runner (``--durations=0``), to hand out long files first.
 A file missing here (new, renamed) only runs later; the order never changes what a test checks."""
 
+SERIAL = {"tests/gateway/test_ratelimit.py", "tests/gateway/test_idempotency.py"}
+"""Files marked ``serial``: ``./scripts/test`` runs them after the parallel phase, alone, since they
+hold budgets of about a second (Redis timeouts, rate-limit leases) that a busy second worker broke."""
+
 SPLIT = {"tests/adversarial/test_schemathesis.py"}
 """Files whose tests may go to different workers: their two tests take about 100 s each and use
 only session-scoped fixtures, which every worker has anyway."""
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "serial: run alone after the parallel phase (tests/conftest.py SERIAL)")
+
+
+@pytest.hookimpl(tryfirst=True)  # the marks must be on before -m deselects and xdist groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Each file one xdist group (except :data:`SPLIT`), longest files first, tests in file order."""
     root = Path(str(config.rootpath))
@@ -76,6 +85,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return Path(str(item.path)).relative_to(root).as_posix()
 
     for item in items:
+        if file_of(item) in SERIAL:
+            item.add_marker(pytest.mark.serial)
         if file_of(item) not in SPLIT:
             item.add_marker(pytest.mark.xdist_group(file_of(item)))
     if config.getoption("dist", "no") != "no":  # a serial run keeps the plain collection order
