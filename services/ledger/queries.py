@@ -26,7 +26,7 @@ import msgspec
 
 from services.ledger.account_store import ACCOUNT_COLUMNS, DUE_AMOUNTS
 from services.ledger.present import account_from_row, transaction_of, transfer_of
-from services.ledger.store import TRANSFER_COLUMNS, transaction_from_row, transfer_from_row
+from services.ledger.rows import TRANSFER_COLUMNS, transaction_from_row, transfer_from_row
 from shared.ledger_api import Account, Transaction, Transfer
 
 MAX_POSITION = 2**63 - 1

@@ -15,8 +15,8 @@ import asyncpg
 
 from services.ledger.account_store import SELECT_ACCOUNT
 from services.ledger.db import connection
+from services.ledger.rows import TRANSFER_COLUMNS, transaction_from_row, transfer_from_row
 from services.ledger.state import TransactionState, TransferState
-from services.ledger.store import TRANSFER_COLUMNS, transaction_from_row, transfer_from_row
 
 # Two index range scans merged, rather than one scan with OR: each side is in seq order already.
 ACCOUNT_HISTORY = f"""

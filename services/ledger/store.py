@@ -48,18 +48,14 @@ from services.ledger.operations import (
     VoidPending,
     WriteRequest,
 )
-from services.ledger.state import AccountState, Key, LedgerState, Leg, TransactionState, TransferState
+from services.ledger.rows import account_state_from_row, transaction_from_row, transfer_from_row
+from services.ledger.state import AccountState, Key, LedgerState, TransactionState, TransferState
 from services.ledger.write import WRITE_ERRORS, Retry, write
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 """Re-runs of one write transaction (lock set grew, id race, deadlock) before giving up."""
-
-TRANSFER_COLUMNS = """t.tenant_id, t.id, t.debit_account_id, t.credit_account_id, t.amount, t.currency,
-    t.pending, t.timeout_seconds, t.status, t.posted_amount, t.expires_at, t.metadata,
-    t.created_at, t.updated_at, t.seq, t.resolved_seq, t.created_by_key_id, t.resolved_by_key_id, t.reverses,
-    t.reversed_amount"""
 
 # Steps 1 and 2 in one round trip: see migrations/0002_lock_and_read.sql for why a function.
 LOCK_AND_READ = """SELECT * FROM ledger_lock_and_read($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[],
@@ -138,76 +134,6 @@ async def _accounts_of_targets(conn: asyncpg.Connection, requests: Sequence[Writ
     return found
 
 
-def transfer_from_row(row: asyncpg.Record) -> TransferState:
-    return TransferState(
-        tenant_id=row["tenant_id"],
-        id=row["id"],
-        debit_account_id=row["debit_account_id"],
-        credit_account_id=row["credit_account_id"],
-        amount=row["amount"],
-        currency=row["currency"],
-        pending=row["pending"],
-        timeout_seconds=row["timeout_seconds"],
-        status=row["status"],
-        posted_amount=row["posted_amount"],
-        expires_at=row["expires_at"],
-        metadata=row["metadata"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        seq=row["seq"],
-        resolved_seq=row["resolved_seq"],
-        created_by_key_id=row["created_by_key_id"],
-        resolved_by_key_id=row["resolved_by_key_id"],
-        reverses=row["reverses"],
-        reversed_amount=row["reversed_amount"],
-    )
-
-
-def transaction_from_row(row: asyncpg.Record) -> TransactionState:
-    return TransactionState(
-        tenant_id=row["tenant_id"],
-        id=row["id"],
-        legs=[Leg(uuid.UUID(e["account_id"]), e["direction"], e["amount"], e["currency"]) for e in row["entries"]],
-        pending=row["pending"],
-        timeout_seconds=row["timeout_seconds"],
-        status=row["status"],
-        expires_at=row["expires_at"],
-        metadata=row["metadata"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        seq=row["seq"],
-        resolved_seq=row["resolved_seq"],
-        reverses=row["reverses"],
-        reversed_by=row["reversed_by"],
-        created_by_key_id=row["created_by_key_id"],
-        resolved_by_key_id=row["resolved_by_key_id"],
-    )
-
-
-def _account_from_row(row: asyncpg.Record) -> AccountState:
-    return AccountState(
-        pk=row["pk"],
-        tenant_id=row["tenant_id"],
-        id=row["id"],
-        currency=row["currency"],
-        normal_balance=row["normal_balance"],
-        debits_must_not_exceed_credits=row["debits_must_not_exceed_credits"],
-        credits_must_not_exceed_debits=row["credits_must_not_exceed_debits"],
-        debits_posted=row["debits_posted"],
-        credits_posted=row["credits_posted"],
-        debits_pending=row["debits_pending"],
-        credits_pending=row["credits_pending"],
-        status=row["status"],
-        overdraft_limit=row["overdraft_limit"],
-        limit_allowance=row["limit_allowance"],
-        version=row["version"],
-        last_entry_seq=row["last_entry_seq"],
-        metadata=row["metadata"],
-        created_at=row["created_at"],
-        created_by_key_id=row["created_by_key_id"],
-    )
-
-
 async def _load_state(conn: asyncpg.Connection, plan: _Plan) -> tuple[LedgerState, dict[Key, tuple[object, ...]]]:
     rows = await conn.fetch(
         LOCK_AND_READ, *_columns(plan.accounts), *_columns(plan.transfer_ids), *_columns(plan.transaction_ids)
@@ -220,7 +146,7 @@ async def _load_state(conn: asyncpg.Connection, plan: _Plan) -> tuple[LedgerStat
     for row in rows:
         kind = row["kind"]
         if kind == "account":
-            accounts[(row["tenant_id"], row["id"])] = _account_from_row(row)
+            accounts[(row["tenant_id"], row["id"])] = account_state_from_row(row)
         elif kind == "transfer":
             transfer = transfer_from_row(row)
             transfers[(transfer.tenant_id, transfer.id)] = transfer
