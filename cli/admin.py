@@ -149,10 +149,14 @@ async def _print_events(dsn: str, tenant: uuid.UUID, after: int, follow: bool) -
                 continue
             if not follow:
                 return 0
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow the cancellation that
+            # Ctrl-C (SIGINT) sends when the notification arrives at the same moment, and the
+            # follower then runs on (seen once in the suite: the process outlived its SIGINT).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(committed.wait(), EVENTS_RECHECK_SECONDS)
+                async with asyncio.timeout(EVENTS_RECHECK_SECONDS):
+                    await committed.wait()
     finally:
-        await conn.close()
+        await conn.close(timeout=5)
 
 
 def events(argv: list[str]) -> int:

@@ -165,8 +165,11 @@ class EventWaiters:
         event = asyncio.Event()
         self._waiters[key].add(event)
         try:
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation (the client
+            # went away, the server stops) that arrives as the notification does.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), min(seconds, RECHECK_SECONDS))
+                async with asyncio.timeout(min(seconds, RECHECK_SECONDS)):
+                    await event.wait()
         finally:
             self._waiters[key].discard(event)
             if not self._waiters[key]:

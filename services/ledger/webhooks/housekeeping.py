@@ -91,5 +91,6 @@ async def housekeeping_forever(pool: asyncpg.Pool, retention_seconds: float, sto
             pass  # migrations not applied yet
         except (*DATABASE_DOWN, asyncpg.PostgresError):
             log.warning("webhook housekeeping failed", exc_info=True)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), INTERVAL_SECONDS)
+        with contextlib.suppress(TimeoutError):  # asyncio.timeout: see journal.EventWaiters.wait
+            async with asyncio.timeout(INTERVAL_SECONDS):
+                await stopping.wait()
