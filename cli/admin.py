@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -132,13 +133,25 @@ async def _print_events(dsn: str, tenant: uuid.UUID, after: int, follow: bool) -
 
     conn = await asyncpg.connect(dsn, password=database_password(dsn))
     committed = asyncio.Event()
+    stopping = asyncio.Event()
     try:
         if follow:
             prefix = f"{tenant}:"
             await conn.add_listener(
                 "ledger_events", lambda _c, _p, _ch, payload: committed.set() if payload.startswith(prefix) else None
             )
-        while True:
+
+            # Ctrl-C or a SIGTERM ends the follow at the next wake-up, exit 0. Handled here rather
+            # than left to KeyboardInterrupt: a process started by a non-interactive shell's `&`
+            # inherits SIGINT ignored, and Python then never raises it (the follower ran on).
+            def stop() -> None:
+                stopping.set()
+                committed.set()  # wake the wait now
+
+            loop = asyncio.get_running_loop()
+            for stop_signal in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(stop_signal, stop)
+        while not stopping.is_set():
             committed.clear()  # before reading: a commit during the read wakes the next wait
             events = await read_events(conn, tenant, after, EVENTS_PAGE)
             for event in events:
@@ -149,12 +162,10 @@ async def _print_events(dsn: str, tenant: uuid.UUID, after: int, follow: bool) -
                 continue
             if not follow:
                 return 0
-            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow the cancellation that
-            # Ctrl-C (SIGINT) sends when the notification arrives at the same moment, and the
-            # follower then runs on (seen once in the suite: the process outlived its SIGINT).
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(EVENTS_RECHECK_SECONDS):
                     await committed.wait()
+        return 0
     finally:
         await conn.close(timeout=5)
 

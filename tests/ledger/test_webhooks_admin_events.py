@@ -59,7 +59,13 @@ async def test_follow_prints_events_as_they_commit(
         assert printed == (await all_events(client))[1:]  # the same objects as GET /v1/events
     finally:
         follower.send_signal(signal.SIGINT)
-        assert await asyncio.wait_for(follower.wait(), 30) == 0
+        try:
+            code = await asyncio.wait_for(follower.wait(), 30)
+        except TimeoutError:
+            follower.kill()
+            _, err = await follower.communicate()
+            raise AssertionError(f"admin events outlived its SIGINT by 30 s; stderr: {err.decode()[-3000:]}") from None
+        assert code == 0
 
     once = await admin_events(database_url, "--tenant", tenant, "--after", "6")
     out, _ = await asyncio.wait_for(once.communicate(), 30)
