@@ -128,6 +128,23 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
+@pytest.fixture
+async def private_db() -> AsyncIterator[asyncpg.Connection]:
+    """A connection to a freshly migrated, empty database of its own, dropped afterwards: for tests
+    that need empty tables, or write rows (events without transfers) that the session database's
+    ledgers and verifier must never see."""
+    base = get_settings().database.url
+    name = f"test_private_{uuid.uuid4().hex[:10]}"
+    dsn = with_database(base, name)
+    await migrate(dsn)
+    conn = await asyncpg.connect(dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+        await drop_database(base, name)
+
+
 # The whole platform as real processes, shared by the session, gateway and e2e suites (one
 # instance per test session; it starts only when a test asks for it).
 from tests.support.platform import api, http_client, platform, tenant_a, tenant_b  # noqa: E402, F401

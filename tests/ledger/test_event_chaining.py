@@ -4,7 +4,9 @@ events were chained from (stored as sent) or had moved (re-chained by the databa
 
 Through the real interfaces: :func:`services.ledger.journal.chains_document` builds what the write
 path sends, ``ledger_append_chained`` stores it in a real database, and the chain is recomputed with
-the standard library (tests/ledger/test_events.py's ``canonical``); a batch large enough for the
+the standard library (tests/ledger/test_events.py's ``canonical``), in a database of their own
+(``private_db``: events without transfers would be discrepancies to the session database's
+verifier); a batch large enough for the
 array path (migration 0016) goes through the ledger's HTTP API.
 """
 
@@ -13,42 +15,17 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import msgspec
-import pytest
 
-from cli.local_services import with_database
 from services.ledger.journal import GENESIS, chains_document
-from services.ledger.migrate import migrate
 from services.ledger.state import EventRecord, LedgerState
 from services.ledger.write import APPEND_CHAIN, DOCUMENT_MAX_ROWS
-from shared.settings import get_settings
 from tests.ledger.test_events import canonical
 from tests.support.http import ApiClient
-
-
-@pytest.fixture
-async def db() -> AsyncIterator[asyncpg.Connection]:
-    """A database of its own, migrated: the events appended here have no transfer rows, so in the
-    session database every ledger's verifier (tests/ledger/test_metrics.py reads one) would report
-    them as journal discrepancies."""
-    base = get_settings().database.url
-    name = f"test_chaining_{uuid.uuid4().hex[:10]}"
-    await migrate(with_database(base, name))
-    conn = await asyncpg.connect(with_database(base, name))
-    try:
-        yield conn
-    finally:
-        await conn.close()
-        admin = await asyncpg.connect(with_database(base, "postgres"))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 def _state(tenant: uuid.UUID, heads: dict[uuid.UUID, tuple[int, str]], amounts: list[int]) -> LedgerState:
@@ -59,8 +36,8 @@ def _state(tenant: uuid.UUID, heads: dict[uuid.UUID, tuple[int, str]], amounts: 
     return state
 
 
-async def _chain(db: asyncpg.Connection, tenant: uuid.UUID) -> list[dict[str, Any]]:
-    rows = await db.fetch(
+async def _chain(conn: asyncpg.Connection, tenant: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
         "SELECT seq, type, occurred_at, data, prev_hash, hash FROM events WHERE tenant_id = $1 ORDER BY seq", tenant
     )
     return [
@@ -86,45 +63,45 @@ def _assert_valid(events: list[dict[str, Any]], occurred_at: dict[int, str]) -> 
         prev = str(event["hash"])
 
 
-async def _append(db: asyncpg.Connection, state: LedgerState) -> list[Any]:
+async def _append(conn: asyncpg.Connection, state: LedgerState) -> list[Any]:
     """Append as the write path does; returns the rows sent: (type, occurred_at, data, hash)."""
     document: list[Any] = chains_document(state)
-    async with db.transaction():
+    async with conn.transaction():
         # As the write path sends it: msgspec's JSON (this plain connection has no jsonb codec).
-        await db.execute("SELECT ledger_append_chained($1::jsonb)", msgspec.json.encode(document).decode())
+        await conn.execute("SELECT ledger_append_chained($1::jsonb)", msgspec.json.encode(document).decode())
     assert len(document) == 1, "one tenant per test"
     return list(document[0]["events"])
 
 
-async def test_events_chained_from_the_current_head_are_stored_as_sent(db: asyncpg.Connection) -> None:
+async def test_events_chained_from_the_current_head_are_stored_as_sent(private_db: asyncpg.Connection) -> None:
     tenant = uuid.uuid4()
-    first = await _append(db, _state(tenant, {}, [1, 2]))
-    head = await db.fetchrow("SELECT seq, hash FROM event_heads WHERE tenant_id = $1", tenant)
+    first = await _append(private_db, _state(tenant, {}, [1, 2]))
+    head = await private_db.fetchrow("SELECT seq, hash FROM event_heads WHERE tenant_id = $1", tenant)
     assert head is not None
     sent_hashes = [row[3] for row in first]
     assert (head["seq"], head["hash"]) == (2, sent_hashes[-1])
 
-    second = await _append(db, _state(tenant, {tenant: (head["seq"], head["hash"])}, [3]))
-    stored = await _chain(db, tenant)
+    second = await _append(private_db, _state(tenant, {tenant: (head["seq"], head["hash"])}, [3]))
+    stored = await _chain(private_db, tenant)
     assert [e["hash"] for e in stored] == [*sent_hashes, second[0][3]]
     at = {e["seq"]: row[1] for e, row in zip(stored, [*first, *second], strict=True)}
     _assert_valid(stored, at)
 
 
-async def test_events_chained_from_a_stale_head_are_re_chained_by_the_database(db: asyncpg.Connection) -> None:
+async def test_events_chained_from_a_stale_head_are_re_chained_by_the_database(private_db: asyncpg.Connection) -> None:
     tenant = uuid.uuid4()
-    first = await _append(db, _state(tenant, {}, [1]))
+    first = await _append(private_db, _state(tenant, {}, [1]))
     # A second writer read the same (empty) head before the first committed: its chain is stale.
     stale = _state(tenant, {}, [2, 3])
-    second = await _append(db, stale)
-    stored = await _chain(db, tenant)
+    second = await _append(private_db, stale)
+    stored = await _chain(private_db, tenant)
     assert [e["seq"] for e in stored] == [1, 2, 3]
     assert [e["data"]["amount"] for e in stored] == [1, 2, 3]
     # Not the hashes the stale writer computed (those continued from the genesis), but a valid chain.
     assert stored[1]["hash"] != second[0][3]
     at = {e["seq"]: row[1] for e, row in zip(stored, [*first, *second], strict=True)}
     _assert_valid(stored, at)
-    head = await db.fetchrow("SELECT seq, hash FROM event_heads WHERE tenant_id = $1", tenant)
+    head = await private_db.fetchrow("SELECT seq, hash FROM event_heads WHERE tenant_id = $1", tenant)
     assert head is not None and (head["seq"], head["hash"]) == (3, stored[2]["hash"])
 
 
@@ -164,13 +141,13 @@ async def test_a_batch_on_the_array_path_chains_its_events_like_single_transfers
         prev = event["hash"]
 
 
-async def test_array_chain_from_a_stale_head_is_re_chained_by_the_database(db: asyncpg.Connection) -> None:
+async def test_array_chain_from_a_stale_head_is_re_chained_by_the_database(private_db: asyncpg.Connection) -> None:
     tenant = uuid.uuid4()
-    first = await _append(db, _state(tenant, {}, [1]))
+    first = await _append(private_db, _state(tenant, {}, [1]))
     stale = chains_document(_state(tenant, {}, [2, 3]))[0]  # chained from the genesis: stale now
     rows = stale["events"]
-    async with db.transaction():
-        await db.execute(
+    async with private_db.transaction():
+        await private_db.execute(
             APPEND_CHAIN,
             tenant,
             stale["seq"],
@@ -180,7 +157,7 @@ async def test_array_chain_from_a_stale_head_is_re_chained_by_the_database(db: a
             [r[2] for r in rows],
             [r[3] for r in rows],
         )
-    stored = await _chain(db, tenant)
+    stored = await _chain(private_db, tenant)
     assert [e["data"]["amount"] for e in stored] == [1, 2, 3]
     assert stored[1]["hash"] != rows[0][3]
     _assert_valid(stored, {e["seq"]: row[1] for e, row in zip(stored, [*first, *rows], strict=True)})

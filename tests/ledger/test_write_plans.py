@@ -10,14 +10,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
-
-from cli.local_services import with_database
-from services.ledger.migrate import migrate
-from shared.settings import get_settings
 
 NEW_ACCOUNTS = """
 INSERT INTO accounts (tenant_id, id, currency, normal_balance, debits_must_not_exceed_credits,
@@ -25,25 +19,6 @@ INSERT INTO accounts (tenant_id, id, currency, normal_balance, debits_must_not_e
 SELECT gen_random_uuid(), gen_random_uuid(), 'USD', 'credit', false, false, '{}', now()
   FROM generate_series(1, $1)
 """
-
-
-@pytest.fixture
-async def fresh() -> AsyncIterator[asyncpg.Connection]:
-    """A connection to a database of its own, migrated and empty (the session database is not)."""
-    base = get_settings().database.url
-    name = f"test_plans_{uuid.uuid4().hex[:10]}"
-    dsn = with_database(base, name)
-    await migrate(dsn)
-    conn = await asyncpg.connect(dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-        admin = await asyncpg.connect(with_database(base, "postgres"))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 async def _plans_of(conn: asyncpg.Connection, sql: str, *args: object) -> str:
@@ -61,28 +36,34 @@ async def _plans_of(conn: asyncpg.Connection, sql: str, *args: object) -> str:
     return "\n".join(lines)
 
 
-async def test_the_accounts_update_planned_on_a_tiny_table_probes_the_primary_key(fresh: asyncpg.Connection) -> None:
-    await fresh.execute(NEW_ACCOUNTS, 1)
-    first = await fresh.fetchval("SELECT pk FROM accounts")
-    async with fresh.transaction():  # the plan is made now, with one account in the table
-        await fresh.execute("SELECT ledger_write($1::jsonb)", json.dumps({"accounts": [{"pk": first, "version": 1}]}))
-    await fresh.execute(NEW_ACCOUNTS, 20_000)  # no ANALYZE: the cached plan is kept
-    last = await fresh.fetchval("SELECT max(pk) FROM accounts")
+async def test_the_accounts_update_planned_on_a_tiny_table_probes_the_primary_key(
+    private_db: asyncpg.Connection,
+) -> None:
+    await private_db.execute(NEW_ACCOUNTS, 1)
+    first = await private_db.fetchval("SELECT pk FROM accounts")
+    async with private_db.transaction():  # the plan is made now, with one account in the table
+        await private_db.execute(
+            "SELECT ledger_write($1::jsonb)", json.dumps({"accounts": [{"pk": first, "version": 1}]})
+        )
+    await private_db.execute(NEW_ACCOUNTS, 20_000)  # no ANALYZE: the cached plan is kept
+    last = await private_db.fetchval("SELECT max(pk) FROM accounts")
     doc = json.dumps({"accounts": [{"pk": last, "version": 1}, {"pk": first, "version": 2}]})
 
-    plans = await _plans_of(fresh, "SELECT ledger_write($1::jsonb)", doc)
+    plans = await _plans_of(private_db, "SELECT ledger_write($1::jsonb)", doc)
 
     update = plans[plans.index("Update on accounts") :]
     assert "Index Scan using accounts_pkey" in update.split("\n\n")[0], plans
     assert "Seq Scan on accounts" not in plans, plans
-    rows = await fresh.fetch("SELECT pk, version FROM accounts WHERE pk = ANY($1::bigint[]) ORDER BY pk", [first, last])
+    rows = await private_db.fetch(
+        "SELECT pk, version FROM accounts WHERE pk = ANY($1::bigint[]) ORDER BY pk", [first, last]
+    )
     assert [(r["pk"], r["version"]) for r in rows] == [(first, 2), (last, 1)]
 
 
-async def test_a_transfer_update_is_planned_with_the_table_as_it_is(fresh: asyncpg.Connection) -> None:
+async def test_a_transfer_update_is_planned_with_the_table_as_it_is(private_db: asyncpg.Connection) -> None:
     tenant = uuid.uuid4()
-    await fresh.execute(NEW_ACCOUNTS, 2)
-    debit, credit = [r["id"] for r in await fresh.fetch("SELECT id FROM accounts ORDER BY pk")]
+    await private_db.execute(NEW_ACCOUNTS, 2)
+    debit, credit = [r["id"] for r in await private_db.fetch("SELECT id FROM accounts ORDER BY pk")]
 
     def pending(transfer_id: uuid.UUID, seq: int) -> dict[str, object]:
         return {
@@ -102,10 +83,10 @@ async def test_a_transfer_update_is_planned_with_the_table_as_it_is(fresh: async
         }  # fmt: skip
 
     first = uuid.uuid4()
-    async with fresh.transaction():  # created and posted while the table is empty: plans made now
-        await fresh.execute("SELECT ledger_write($1::jsonb)", json.dumps({"new": [pending(first, 1)]}))
-        await fresh.execute("SELECT ledger_write($1::jsonb)", json.dumps({"updated": [posted(first)]}))
-    await fresh.execute(
+    async with private_db.transaction():  # created and posted while the table is empty: plans made now
+        await private_db.execute("SELECT ledger_write($1::jsonb)", json.dumps({"new": [pending(first, 1)]}))
+        await private_db.execute("SELECT ledger_write($1::jsonb)", json.dumps({"updated": [posted(first)]}))
+    await private_db.execute(
         """INSERT INTO transfers (tenant_id, id, debit_account_id, credit_account_id, amount, currency, pending,
                                   timeout_seconds, status, posted_amount, metadata, created_at, updated_at, seq)
            SELECT $1, gen_random_uuid(), $2, $3, 1, 'USD', false, 0, 'posted', 1, '{}', now(), now(), g
@@ -115,13 +96,13 @@ async def test_a_transfer_update_is_planned_with_the_table_as_it_is(fresh: async
         credit,
     )
     second = uuid.uuid4()
-    async with fresh.transaction():
-        await fresh.execute("SELECT ledger_write($1::jsonb)", json.dumps({"new": [pending(second, 3)]}))
+    async with private_db.transaction():
+        await private_db.execute("SELECT ledger_write($1::jsonb)", json.dumps({"new": [pending(second, 3)]}))
 
-    plans = await _plans_of(fresh, "SELECT ledger_write($1::jsonb)", json.dumps({"updated": [posted(second)]}))
+    plans = await _plans_of(private_db, "SELECT ledger_write($1::jsonb)", json.dumps({"updated": [posted(second)]}))
 
     update = plans[plans.index("Update on transfers") :]
     assert "Index Scan using transfers_pkey" in update.split("\n\n")[0], plans
-    assert await fresh.fetchval("SELECT status FROM transfers WHERE tenant_id = $1 AND id = $2", tenant, second) == (
-        "posted"
-    )
+    assert await private_db.fetchval(
+        "SELECT status FROM transfers WHERE tenant_id = $1 AND id = $2", tenant, second
+    ) == ("posted")
