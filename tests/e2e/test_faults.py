@@ -1,24 +1,46 @@
 """Each dependency stopped in turn: 503 ``unavailable`` with Retry-After, never a 500, never a write
 the client was told failed; after a restart the platform recovers by itself.
 
+"Recovers by itself" is asserted the way a client experiences it: the first calls after a restart
+are retried on 503 (the contract's answer for "nothing done, retry"), for at most
+:data:`RECOVERY_SECONDS`, and must then succeed with the outcome the test names. On a loaded machine
+the first command after a restart can miss the 1 s Redis timeout (its append-only file is fsynced
+on every write), which is a correct 503, not a failure to recover.
+
 Every test restores what it stopped (in ``finally``), since the platform is shared.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
 from tests.support.api import Api, Reply, Tenant
 from tests.support.platform import Platform, quick_tenant
 from tests.support.processes import http_status
 
+RECOVERY_SECONDS = 15.0
+
 
 def _unavailable(reply: Reply) -> None:
     assert (reply.status, reply.code) == (503, "unavailable"), reply
     assert int(reply.headers["Retry-After"]) >= 1
     assert reply.headers["Content-Type"].startswith("application/problem+json")
+
+
+async def _once_recovered(call: Callable[[], Awaitable[Reply]]) -> Reply:
+    """``call``'s reply once the platform has recovered: a 503 ``unavailable`` is retried (a
+    well-formed one only) until another answer or :data:`RECOVERY_SECONDS` have passed."""
+    deadline = time.monotonic() + RECOVERY_SECONDS
+    while True:
+        reply = await call()
+        if reply.status != 503 or time.monotonic() >= deadline:
+            return reply
+        _unavailable(reply)
+        await asyncio.sleep(0.25)
 
 
 async def _ledger_accounts(api: Api, platform: Platform, tenant: Tenant) -> list[str]:
@@ -61,7 +83,9 @@ async def test_ledger_down(api: Api, platform: Platform) -> None:
         # What does not need the ledger keeps working.
         assert (await api.call("POST", "/v1/sessions", json={"api_key": tenant.api_key})).status == 201
     # The 503 was not kept: the same key runs afresh, and the transfer is applied once.
-    after = await api.call("POST", "/v1/transfers", json=transfer, token=tenant.token, headers=key)
+    after = await _once_recovered(
+        lambda: api.call("POST", "/v1/transfers", json=transfer, token=tenant.token, headers=key)
+    )
     assert after.status == 201, after
     assert "Idempotent-Replayed" not in after.headers
     history = await api.call("GET", f"/v1/accounts/{account['id']}/transfers", token=tenant.token)
@@ -78,7 +102,8 @@ async def test_session_service_down(api: Api, platform: Platform) -> None:
         # A session already in the Redis cache keeps working (see ADR 0020).
         assert (await api.call("GET", "/v1/accounts", token=tenant.token)).status == 200
         assert http_status(f"{platform.gateway.url}/health/ready") == 503
-    assert (await api.call("POST", "/v1/sessions", json={"api_key": tenant.api_key})).status == 201
+    login = await _once_recovered(lambda: api.call("POST", "/v1/sessions", json={"api_key": tenant.api_key}))
+    assert login.status == 201, login
     unknown = await api.call("GET", "/v1/accounts", token="st_never-seen-token-0123456789")
     assert (unknown.status, unknown.code) == (401, "unauthorized")
     assert (await api.call("DELETE", "/v1/sessions/current", token=tenant.token)).status == 204
@@ -112,24 +137,33 @@ async def test_redis_down(api: Api, platform: Platform) -> None:
         # Nothing the client was told failed was written.
         assert await _ledger_accounts(api, platform, tenant) == [kept.json["id"]]
     # Redis' append-only file kept the session cache and the idempotency records.
-    replay = await api.call(
-        "POST",
-        "/v1/accounts",
-        json={"currency": "USD"},
-        token=tenant.token,
-        headers={"Idempotency-Key": "before-outage"},
+    replay = await _once_recovered(
+        lambda: api.call(
+            "POST",
+            "/v1/accounts",
+            json={"currency": "USD"},
+            token=tenant.token,
+            headers={"Idempotency-Key": "before-outage"},
+        )
     )
+    assert replay.status == 201, replay
     assert replay.headers["Idempotent-Replayed"] == "true"
-    assert (await api.call("GET", "/v1/accounts", token=late.json["token"])).status == 200
-    again = await api.call(
-        "POST",
-        "/v1/accounts",
-        json={"currency": "USD"},
-        token=tenant.token,
-        headers={"Idempotency-Key": "during-outage"},
+    assert replay.json["id"] == kept.json["id"]
+    listed = await _once_recovered(lambda: api.call("GET", "/v1/accounts", token=late.json["token"]))
+    assert listed.status == 200, listed
+    again = await _once_recovered(
+        lambda: api.call(
+            "POST",
+            "/v1/accounts",
+            json={"currency": "USD"},
+            token=tenant.token,
+            headers={"Idempotency-Key": "during-outage"},
+        )
     )
-    assert again.status == 201
+    assert again.status == 201, again
     assert "Idempotent-Replayed" not in again.headers
+    # Retries after a 503 wrote nothing twice: exactly the two accounts the client was told of.
+    assert await _ledger_accounts(api, platform, tenant) == [kept.json["id"], again.json["id"]]
 
 
 async def test_dynamodb_unresponsive(api: Api, platform: Platform) -> None:
@@ -144,7 +178,8 @@ async def test_dynamodb_unresponsive(api: Api, platform: Platform) -> None:
         assert (await api.call("GET", "/v1/accounts", token=tenant.token)).status == 200
     finally:
         platform.dynamodb.thaw()
-    assert (await api.call("POST", "/v1/sessions", json={"api_key": tenant.api_key})).status == 201
+    login = await _once_recovered(lambda: api.call("POST", "/v1/sessions", json={"api_key": tenant.api_key}))
+    assert login.status == 201, login
 
 
 async def test_refused_tokens_are_refused_from_memory(api: Api, platform: Platform) -> None:
