@@ -28,7 +28,9 @@ real PostgreSQL and Redis (used where DATABASE_URL and REDIS_URL listen, else st
 
   --no-lint   skip ruff, mypy and lint-imports (quick local iterations; CI runs everything)
   --help      print this and exit
-  anything else goes to pytest, e.g. ./scripts/test tests/ledger -x"""
+  anything else goes to pytest, e.g. ./scripts/test tests/ledger -x
+
+TEST_WORKERS=N sets the pytest-xdist workers (default 2; 0 or 1: one process)."""
 
 
 WORKERS = os.environ.get("TEST_WORKERS", "2")

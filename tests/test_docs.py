@@ -49,6 +49,7 @@ NOT_REPO_PATHS = {
 NOT_SETTINGS = {
     **dict.fromkeys(["OTEL_BSP_*", "OTEL_BSP_SCHEDULE_DELAY"], "read by the OpenTelemetry SDK, not by our code"),
     "UPDATE_SNAPSHOTS": "read by tests/stacks/test_snapshot.py, not by the services",
+    "TEST_WORKERS": "read by cli/test.py (./scripts/test), not by the services",
     **dict.fromkeys(
         ["ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED"],
         "CloudFormation stack statuses the runbooks name (AWS only)",
