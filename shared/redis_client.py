@@ -10,6 +10,13 @@ connection, so a rotation needs no restart (ADR 0107). Every connection then sen
 ``AUTH <user> <password>``; without a user name it sends ``AUTH <password>`` (the ``default`` user).
 Locally the URL's own credentials are used, with ``REDIS_USERNAME`` when the URL names no user.
 
+Connections that outlive the server: redis-py 8 turns "maintenance notifications" on by default
+(``auto``, for Redis Enterprise/Cloud), and while they are on the pool no longer checks a pooled
+connection before handing it out. After a Redis restart or an ElastiCache failover every connection
+that sat idle in the pool then failed once, "Connection closed by server", as a 503 (seen in CI and
+reproduced by tests/shared/test_redis_client.py). They are off here: ElastiCache sends no such
+notifications, and the pool again reconnects a connection whose server has gone before using it.
+
 Invariant: a password never appears in a log line or a ``repr`` (the provider holds the secret
 source, not the value).
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 from redis.credentials import CredentialProvider
+from redis.maint_notifications import MaintNotificationsConfig
 
 from shared.credentials import RedisSecretCredentials, SecretTokens
 from shared.settings import Settings
@@ -64,4 +72,12 @@ def open_redis(settings: Settings, max_connections: int | None = None) -> Redis:
         max_connections=max_connections,
         credential_provider=credentials,
         username=username,
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
+
+
+def describe(exc: BaseException) -> str:
+    """``exc`` for a log line: its class and message. redis-py 8's ``repr`` of an error is only its
+    category and class (``network:ConnectionError``), which cannot tell a refused connection from a
+    timeout or a connection the server closed."""
+    return f"{type(exc).__name__}: {exc}"

@@ -23,6 +23,7 @@ from services.gateway.idempotency import FINISH_SCRIPT, KeptResponse, idem_key, 
 from services.gateway.rate_budget import RateBudget
 from services.gateway.ratelimit import GCRA_TAKE, RateDecision, RateLimit, rate_key
 from shared.errors import ErrorCode, ProblemError, unavailable
+from shared.redis_client import describe
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ class Admission:
         try:
             result = await self._admit(keys=keys, args=args)
         except RedisError as exc:
-            log.warning("redis unavailable for admission", extra={"error": repr(exc)})
+            log.warning("redis unavailable for admission", extra={"error": describe(exc)})
             raise unavailable("the rate limiter is unavailable; retry later") from exc
         allowed, remaining, retry_after, reset, outcome, record = result
         decision = RateDecision(
@@ -174,4 +175,4 @@ class Admission:
         try:
             await self._finish(keys=[claim.key, claim.set_key], args=[claim.value, record or b"", self._keep_seconds])
         except RedisError as exc:
-            log.error("could not record the idempotent response", extra={"error": repr(exc)})
+            log.error("could not record the idempotent response", extra={"error": describe(exc)})

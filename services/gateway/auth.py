@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 
 from shared.errors import ErrorCode, ProblemError, unavailable
 from shared.http import ServiceClient, UpstreamUnavailable
+from shared.redis_client import describe
 from shared.session_api import Introspection, TokenRequest
 from shared.session_cache import FOUND, LOOKUP_SCRIPT, REFUSED, key_revocation_key, session_key, token_hash
 
@@ -139,7 +140,7 @@ class Authenticator:
         try:
             result = await self._lookup(keys=[session_key(self._prefix, hashed)], args=[self._revocation_prefix])
         except RedisError as exc:
-            log.warning("redis unavailable for authentication", extra={"error": repr(exc)})
+            log.warning("redis unavailable for authentication", extra={"error": describe(exc)})
             raise unavailable("the session cache is unavailable; retry later") from exc
         status = int(result[0])
         if status == FOUND:

@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 from services.gateway.ratelimit import RateDecision, RateLimit
 from shared.errors import ErrorCode, unavailable
 from shared.http import ServiceClient, UpstreamUnavailable, upstream_problem
+from shared.redis_client import describe
 from shared.session_api import LoginRequest, SessionCreated, key_id_of
 from shared.settings import Settings
 from shared.web import JSON_MEDIA_TYPE, decode_json, json_response, read_body
@@ -111,7 +112,9 @@ class LoginLimiter:
         # One hash tag for every login key: the script touches two of them, which a Redis Cluster
         # allows only within one slot. Logins are few enough for one slot.
         self._prefix = f"{settings.redis.key_prefix}login:{{login}}:"
-        self.per_address = RateLimit(settings.gateway.login_rate_per_address_per_second, settings.gateway.login_burst_per_address)
+        self.per_address = RateLimit(
+            settings.gateway.login_rate_per_address_per_second, settings.gateway.login_burst_per_address
+        )
         self.per_key = RateLimit(settings.gateway.login_rate_per_key_per_second, settings.gateway.login_burst_per_key)
         self.trusted_hops = settings.gateway.trusted_proxy_hops
 
@@ -125,7 +128,7 @@ class LoginLimiter:
         except RedisError as exc:
             # Fail open: a login needs only DynamoDB, which checks the key itself (ADR 0020), and
             # the contract keeps logins working through a Redis outage. No headers then.
-            log.warning("redis unavailable for the login limits; admitting", extra={"error": repr(exc)})
+            log.warning("redis unavailable for the login limits; admitting", extra={"error": describe(exc)})
             return RateDecision(
                 allowed=True, limit=limits[0].burst, remaining=limits[0].burst, reset_us=0, retry_after_us=0
             )

@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 
 from services.gateway.ratelimit import GCRA_TAKE, RateDecision, RateLimit, rate_key
 from shared.errors import unavailable
+from shared.redis_client import describe
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ class RateBudget:
                 args=[self._limit.interval_us, self._limit.tolerance_us, size, "0"],
             )
         except RedisError as exc:
-            log.warning("redis unavailable for the rate limit", extra={"error": repr(exc)})
+            log.warning("redis unavailable for the rate limit", extra={"error": describe(exc)})
             raise unavailable("the rate limiter is unavailable; retry later") from exc
         finally:
             self._refills.pop(tenant_id, None)
@@ -171,7 +172,7 @@ class RateBudget:
                     args=[self._limit.interval_us, self._limit.tolerance_us, need, "1"],
                 )
             except RedisError as exc:
-                log.warning("redis unavailable for the rate limit", extra={"error": repr(exc)})
+                log.warning("redis unavailable for the rate limit", extra={"error": describe(exc)})
                 raise unavailable("the rate limiter is unavailable; retry later") from exc
             granted, remaining, retry_after_us, reset_us = (int(v) for v in result)
             if granted != need:

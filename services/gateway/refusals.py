@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from services.gateway.login import LOGIN_SCRIPT
 from services.gateway.ratelimit import RateDecision, RateLimit
 from shared.errors import ProblemError
+from shared.redis_client import describe
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class RefusalLimiter:
                 keys=[f"{self._prefix}{address}"], args=[self.limit.interval_us, self.limit.tolerance_us]
             )
         except RedisError as exc:
-            log.warning("redis unavailable for the refusal limit; not counted", extra={"error": repr(exc)})
+            log.warning("redis unavailable for the refusal limit; not counted", extra={"error": describe(exc)})
             return None
         if int(allowed):
             return None

@@ -20,6 +20,7 @@ import time
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared.redis_client import describe
 from shared.session_cache import (
     KEY_REVOCATION_TTL_SECONDS,
     TOMBSTONE,
@@ -73,7 +74,7 @@ class SessionCache:
                 )
             )
         except RedisError as exc:
-            log.warning("live session cap not checked: redis unavailable", extra={"error": repr(exc)})
+            log.warning("live session cap not checked: redis unavailable", extra={"error": describe(exc)})
             return None
         return None if wait < 0 else wait
 
@@ -82,14 +83,14 @@ class SessionCache:
         try:
             await self.redis.zrem(live_sessions_key(self.prefix, key_id), hashed_token)
         except RedisError as exc:
-            log.warning("live session not forgotten: redis unavailable", extra={"error": repr(exc)})
+            log.warning("live session not forgotten: redis unavailable", extra={"error": describe(exc)})
 
     async def forget_key(self, key_id: str) -> None:
         """Every session of a revoked key is dead: drop its live set. Best effort."""
         try:
             await self.redis.delete(live_sessions_key(self.prefix, key_id))
         except RedisError as exc:
-            log.warning("live sessions not forgotten: redis unavailable", extra={"error": repr(exc)})
+            log.warning("live sessions not forgotten: redis unavailable", extra={"error": describe(exc)})
 
     async def fill(self, hashed_token: str, tenant_id: str, key_id: str, expires_at_epoch: int) -> None:
         """Cache a live session until its expiry (at most the cache TTL). Best effort."""
@@ -104,7 +105,7 @@ class SessionCache:
                 nx=True,
             )
         except RedisError as exc:
-            log.warning("session cache fill skipped: redis unavailable", extra={"error": repr(exc)})
+            log.warning("session cache fill skipped: redis unavailable", extra={"error": describe(exc)})
 
     async def tombstone(self, hashed_token: str, ttl_seconds: int) -> None:
         """Refuse the token on every gateway from now on. Raises when Redis cannot be written."""
