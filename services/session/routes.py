@@ -21,7 +21,9 @@ from shared.web import decode_json, json_response, read_body
 
 
 def internal_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    require_internal_token(connection.headers.get(INTERNAL_TOKEN_HEADER), connection.app.state.settings.process.internal_token)
+    require_internal_token(
+        connection.headers.get(INTERNAL_TOKEN_HEADER), connection.app.state.settings.process.internal_token
+    )
 
 
 def _service(request: Request[Any, Any, Any]) -> SessionService:

@@ -135,7 +135,9 @@ class SessionService:
             return
         wait = await self.cache.admit_session(session.key_id, session.token_hash, session.expires_at_epoch, cap)
         if wait is not None:
-            log.info("login refused: live session cap", extra={"tenant_id": session.tenant_id, "key_id": session.key_id})
+            log.info(
+                "login refused: live session cap", extra={"tenant_id": session.tenant_id, "key_id": session.key_id}
+            )
             raise ProblemError(
                 ErrorCode.RATE_LIMITED,
                 f"this API key has {cap} live sessions, the most allowed: end one (DELETE /v1/sessions/current) "

@@ -57,7 +57,9 @@ class ProcessSettings:
 class DatabaseSettings:
     """The ledger's PostgreSQL."""
 
-    url: str = setting("DATABASE_URL", "postgresql://root@127.0.0.1:5432/ledger", check=url("postgresql", "postgres"), secret=True)
+    url: str = setting(
+        "DATABASE_URL", "postgresql://root@127.0.0.1:5432/ledger", check=url("postgresql", "postgres"), secret=True
+    )
     """``DATABASE_URL``: PostgreSQL DSN of the ledger database. The database is created by the
     migration runner."""
 
@@ -109,7 +111,8 @@ class DynamoDBSettings:
     ECS) it defaults to none: the regional endpoint is used; set but empty means that too."""
 
     table_prefix: str = setting(
-        "DYNAMODB_TABLE_PREFIX", "fintech-",
+        "DYNAMODB_TABLE_PREFIX",
+        "fintech-",
         check=lambda v: None if DYNAMODB_TABLE_PREFIX.fullmatch(v) else "may hold only A-Z a-z 0-9 _ . -",
     )
     """``DYNAMODB_TABLE_PREFIX``: prefix of the DynamoDB table names (``<prefix>tenants``,

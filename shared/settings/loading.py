@@ -38,8 +38,15 @@ class SettingsError(ValueError):
         super().__init__("\n  ".join([f"invalid settings ({count}):", *problems]))
 
 
-def setting(env: str, default: Any, *, aws: Any = _NO_AWS_DEFAULT, check: Check | None = None,
-            parse: Parse | None = None, secret: bool = False) -> Any:
+def setting(
+    env: str,
+    default: Any,
+    *,
+    aws: Any = _NO_AWS_DEFAULT,
+    check: Check | None = None,
+    parse: Parse | None = None,
+    secret: bool = False,
+) -> Any:
     """A field read from the variable ``env``: ``default`` when it is unset or empty (``aws`` instead
     when running in AWS, if given), converted by the field's type or ``parse``, kept to ``check``.
     A ``secret`` value (a credential, or a URL that may carry one) is left out of reprs and messages."""
