@@ -3,9 +3,11 @@ the client was told failed; after a restart the platform recovers by itself.
 
 "Recovers by itself" is asserted the way a client experiences it: the first calls after a restart
 are retried on 503 (the contract's answer for "nothing done, retry"), for at most
-:data:`RECOVERY_SECONDS`, and must then succeed with the outcome the test names. On a loaded machine
-the first command after a restart can miss the 1 s Redis timeout (its append-only file is fsynced
-on every write), which is a correct 503, not a failure to recover.
+:data:`RECOVERY_SECONDS`, and must then succeed with the outcome the test names. A 503 right after a
+restart is within the contract (a dependency answering slowly on a loaded machine); one that lasts
+is a failure to recover. (A CI failure here was pooled Redis connections to the old server failing
+once each after the restart: fixed in shared/redis_client.py and tested in
+tests/shared/test_redis_client.py, which asks for every pooled connection at once.)
 
 Every test restores what it stopped (in ``finally``), since the platform is shared.
 """

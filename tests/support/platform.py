@@ -102,11 +102,10 @@ class Platform:
                 self._redis_dir,
                 "--appendonly",
                 "yes",
-                # Not "always": an fsync per write, under the suite's own disk load (two workers'
-                # PostgreSQL commits and CREATE DATABASEs), can exceed the services' 1 s Redis
-                # timeout and turn a rate-limit step into a 503 (two CI failures, test_redis_down
-                # and the long-poll test). A stop is a SIGTERM, on which Redis fsyncs the file, so
-                # the restart tests keep every record either way.
+                # Not "always": an fsync per write stalls every Redis client behind the suite's own
+                # disk load (two workers' PostgreSQL commits and CREATE DATABASEs), against the
+                # services' 1 s Redis timeout. A stop is a SIGTERM, on which Redis fsyncs the file,
+                # so the restart tests keep every record either way.
                 "--appendfsync",
                 "everysec",
                 "--save",
