@@ -24,7 +24,7 @@ SCENARIO_KEYS = {
 }  # fmt: skip
 
 
-def _bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _bench(*args: str, timeout: float = 280) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "cli.bench", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout

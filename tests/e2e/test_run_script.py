@@ -12,8 +12,7 @@ import time
 import urllib.request
 import uuid
 
-import asyncpg
-
+from cli import launcher
 from tests.support.platform import Platform
 from tests.support.processes import ROOT, free_port, http_status
 
@@ -37,6 +36,8 @@ def test_run_serves_keeps_data_and_stops_cleanly(platform: Platform, database_ur
     ports = {"GATEWAY_PORT": free_port(), "LEDGER_PORT": free_port(), "SESSION_PORT": free_port()}
     env = {**os.environ, **platform.env, **{k: str(v) for k, v in ports.items()},
            "DYNAMODB_TABLE_PREFIX": f"run{uuid.uuid4().hex[:6]}-",
+           # The platform's 1 s timeouts are for its fault tests; this one is about the script.
+           "DYNAMODB_TIMEOUT_SECONDS": "5", "REDIS_TIMEOUT_SECONDS": "5",
            "DATABASE_URL": database_url.rsplit("/", 1)[0] + f"/run_{uuid.uuid4().hex[:8]}"}
     gateway = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
 
@@ -67,13 +68,5 @@ def test_run_serves_keeps_data_and_stops_cleanly(platform: Platform, database_ur
     while http_status(f"{gateway}/health/live") is not None and time.monotonic() < deadline:
         time.sleep(0.1)
     assert http_status(f"{gateway}/health/live") is None
-    asyncio.run(_drop(env["DATABASE_URL"]))
-
-
-async def _drop(dsn: str) -> None:
-    base, name = dsn.rsplit("/", 1)
-    conn = await asyncpg.connect(f"{base}/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    server, name = env["DATABASE_URL"].rsplit("/", 1)
+    asyncio.run(launcher.drop_database(server, name))
