@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import random
 import shutil
 import socket
 import subprocess
@@ -38,11 +39,42 @@ def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
         return False
 
 
+PORTS_FROM = 20000
+"""The lowest port :func:`free_port` picks."""
+
+_PICK = random.SystemRandom()
+"""Not the ``random`` module: pytest plugins (hypothesis) seed it alike in every test worker, and the
+workers would then draw the same ports."""
+
+
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
+    """A TCP port on loopback that nothing listens on right now, for a child to listen on later.
+
+    Picked at random below the kernel's ephemeral range, not by binding port 0: a port from that
+    range can be taken by any outgoing connection (the other test worker makes hundreds) in the
+    seconds before the child binds it. Below the range only another caller of this function can
+    take it, by drawing the same number. Falls back to port 0 where the range starts too low."""
+    ephemeral_from = _ephemeral_ports_from()
+    for _ in range(200):
+        if ephemeral_from - PORTS_FROM < 1000:
+            break
+        port = _PICK.randrange(PORTS_FROM, ephemeral_from)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken (or lingering); draw again
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_ports_from() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def http_status(url: str, timeout: float = 1.0) -> int | None:
