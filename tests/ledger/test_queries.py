@@ -5,6 +5,7 @@ balances, its statement (opening + totals = closing) and its balances at an inst
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,6 +52,29 @@ async def _all(ledger: ApiClient, path: str, **params: str) -> list[dict[str, An
 
 def _ids(items: list[dict[str, Any]]) -> list[str]:
     return [i["id"] for i in items]
+
+
+async def _until_expired(ledger: ApiClient, transfer_id: str) -> None:
+    """Until the transfer reads as expired, i.e. the ledger's clock is past its expires_at (15 s at most)."""
+    deadline = time.monotonic() + 15
+    while (status := (await _ok(await ledger.call("GET", f"/v1/transfers/{transfer_id}"), 200))["status"]) != "expired":
+        assert status == "pending" and time.monotonic() < deadline, status
+        await asyncio.sleep(0.05)
+
+
+async def _entries_once_released(ledger: ApiClient, account: dict, transfer_id: str) -> list[dict[str, Any]]:
+    """The account's entries once one of them releases ``transfer_id``'s reservation.
+
+    That entry is written by the ledger's expiry sweeper, in its own transaction shortly after
+    expires_at: on a busy machine it can take seconds. Polled for 15 s at most; the caller asserts
+    the entries exactly, so a release that never comes (or comes twice) still fails."""
+    deadline = time.monotonic() + 15
+    while True:
+        entries = await _all(ledger, f"/v1/accounts/{account['id']}/entries")
+        released = any(e["kind"] == "pending_released" and e["source"]["id"] == transfer_id for e in entries)
+        if released or time.monotonic() >= deadline:
+            return entries
+        await asyncio.sleep(0.05)
 
 
 def _micro(stamp: str, delta: int) -> str:
@@ -307,7 +331,8 @@ async def test_balances_at_an_instant_with_all_counters(ledger: ApiClient) -> No
 async def test_an_expired_reservation_is_not_pending_after_its_expiry(ledger: ApiClient) -> None:
     a, b = await ledger.create_account(), await ledger.create_account()
     hold = await _transfer(ledger, a, b, 25, pending=True, timeout_seconds=1)
-    await asyncio.sleep(1.5)  # the sweep (every 0.2 s in tests) records the release a little later
+    # Past expires_at (reads go by the clock); the sweep may or may not have recorded the release yet.
+    await _until_expired(ledger, hold["id"])
     path = f"/v1/accounts/{a['id']}/balances"
     before = await _ok(await ledger.call("GET", path, params={"at": _micro(hold["expires_at"], -1)}), 200)
     assert before["debits_pending"] == 25
@@ -319,7 +344,8 @@ async def test_an_expired_reservation_is_not_pending_after_its_expiry(ledger: Ap
         await ledger.call("GET", f"/v1/accounts/{a['id']}/statement", params={"to": _micro(hold["expires_at"], 1)}), 200
     )
     assert statement["closing"]["available"] == 0 and statement["closing"]["pending"] == 0
-    entries = await _all(ledger, f"/v1/accounts/{a['id']}/entries")
+    # The release entry exists once the expiry sweeper has committed (a write like any other).
+    entries = await _entries_once_released(ledger, a, hold["id"])
     assert [e["kind"] for e in entries] == ["pending", "pending_released"]
     assert entries[1]["at"] >= hold["expires_at"] and entries[1]["balances"]["pending"] == 0
 
