@@ -10,8 +10,7 @@ In process: the waiting polls use a pool of their own, bounded by the cap.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import aiohttp
 import pytest
@@ -27,14 +26,34 @@ from tests.support.processes import ServiceProcess
 MAX, PER_TENANT = 4, 2
 NOTHING = 10**9
 """An ``after`` no test tenant reaches: its page is empty whatever commits meanwhile."""
+HOLD = 30
+"""The ``wait`` of the polls that take slots: the longest there is, so they outlast the steps that
+need them waiting even on a loaded machine."""
 
 
-def _feed(after: int, wait: int = 20) -> str:
+def _feed(after: int, wait: int = HOLD) -> str:
     return f"/v1/events?after={after}&wait={wait}"
 
 
-async def _pending(*polls: asyncio.Future[Reply]) -> None:
-    await asyncio.sleep(0.7)
+async def _take_slots(
+    start: Callable[[], asyncio.Future[Reply]], count: int, whose: str
+) -> list[asyncio.Future[Reply]]:
+    """``count`` polls that hold slots (started by ``start``, with nothing after their ``after``).
+
+    ``count + 1`` alike polls are started at once. They reach the slot check in any order and at any
+    time, but the one left over once ``count`` of them hold slots is refused at once (429 by
+    ``whose`` cap) while those keep waiting: so the first to finish must be that refusal, and the
+    ``count`` still waiting are the ones holding slots (nothing else of theirs is in flight). No
+    assumption about how long a request takes to get there."""
+    polls = [start() for _ in range(count + 1)]
+    done, waiting = await asyncio.wait(polls, return_when=asyncio.FIRST_COMPLETED)
+    for poll in done:
+        _refused(poll.result(), whose)
+    assert len(waiting) == count, [poll.result() for poll in done]
+    return [poll for poll in polls if poll in waiting]
+
+
+def _still_waiting(*polls: asyncio.Future[Reply]) -> None:
     for poll in polls:
         assert not poll.done(), poll.result()
 
@@ -68,23 +87,21 @@ async def test_polls_past_the_caps_are_answered_at_once_and_transfers_go_through
     def poll(tenant: Tenant, path: str) -> asyncio.Future[Reply]:
         return asyncio.ensure_future(api.call("GET", path, token=tenant.token))
 
-    # Within the caps: two of a's and two of b's wait (the server's four slots).
-    a_polls = [poll(a, _feed(1)) for _ in range(PER_TENANT)]
-    await _pending(*a_polls)
-    started = time.monotonic()
-    _refused(await api.call("GET", _feed(1), token=a.token), "this tenant's")  # a's third: the tenant's cap
+    # Within the caps: two of a's and two of b's wait (the server's four slots). a's third is
+    # refused by the tenant's cap, b's third by the server's (full by then).
+    a_polls = await _take_slots(lambda: poll(a, _feed(1)), PER_TENANT, "this tenant's")
     behind = await api.call("GET", _feed(0), token=a.token)  # past the cap too, but events are there
     assert behind.status == 200 and [e["seq"] for e in behind.json["data"]] == [1], behind
-    b_polls = [poll(b, _feed(1)) for _ in range(PER_TENANT)]
-    await _pending(*b_polls)
+    b_polls = await _take_slots(lambda: poll(b, _feed(1)), PER_TENANT, "this server's")
+    _still_waiting(*a_polls)
     # Many more polls than the cap, transfers and ordinary reads at the same time: every poll past
     # the cap is answered at once, and everything else goes through.
     bank, wallet = (await api.account(c, normal_balance="debit"))["id"], (await api.account(c))["id"]
-    extra = [api.call("GET", _feed(NOTHING, 30), token=c.token) for _ in range(12)]
+    extra = [api.call("GET", _feed(NOTHING), token=c.token) for _ in range(12)]
     transfers = [api.transfer(c, bank, wallet, 5) for _ in range(20)]
-    replies = await asyncio.wait_for(asyncio.gather(*extra, *transfers), timeout=10)
+    replies = await asyncio.gather(*extra, *transfers)
     for reply in replies[:12]:
-        _refused(reply)
+        _refused(reply)  # a poll given a slot would have been answered 200 [] after its whole wait
     assert [r.status for r in replies[12:]] == [201] * 20, replies[12:]
     w_encoded = await api.call("GET", f"/v1/events?after={NOTHING}&w%61it=5", token=c.token)  # still a wait
     _refused(w_encoded)
@@ -94,20 +111,22 @@ async def test_polls_past_the_caps_are_answered_at_once_and_transfers_go_through
     assert entries.status == 200 and entries.json["balances"]["posted"] == 100, entries
     bad = await api.call("GET", "/v1/events?after=3&wait=31", token=c.token)
     assert (bad.status, bad.code) == (400, "invalid_request"), bad
-    assert time.monotonic() - started < 15  # nothing above waited for a slot
-    await _pending(*a_polls, *b_polls)  # the four within the caps are still waiting, undisturbed
+    # The four within the caps are still waiting, undisturbed: the slots were held throughout, so
+    # nothing above was answered after waiting for one.
+    _still_waiting(*a_polls, *b_polls)
 
-    # A commit wakes a's polls; their slots are free again, and c's poll now waits (the refusals
-    # were the caps', not a fault of the route).
+    # A commit wakes a's polls; their slots are free again, and two of c's polls now wait in them (the
+    # refusals were the caps', not a fault of the route); c's third finds the server full again.
     await api.account(a)
-    for woken in await asyncio.wait_for(asyncio.gather(*a_polls), timeout=10):
+    for woken in await asyncio.wait_for(asyncio.gather(*a_polls), timeout=15):
         assert woken.status == 200 and [e["seq"] for e in woken.json["data"]] == [2], woken
-    c_poll = poll(c, _feed(23))
-    await _pending(c_poll, *b_polls)
+    c_polls = await _take_slots(lambda: poll(c, _feed(23)), PER_TENANT, "this server's")
+    _still_waiting(*b_polls)
     await api.account(c)
     await api.account(b)
-    woken_c, *woken_b = await asyncio.wait_for(asyncio.gather(c_poll, *b_polls), timeout=10)
-    assert woken_c.status == 200 and [e["seq"] for e in woken_c.json["data"]] == [24], woken_c
+    woken_c = await asyncio.wait_for(asyncio.gather(*c_polls), timeout=15)
+    woken_b = await asyncio.wait_for(asyncio.gather(*b_polls), timeout=15)
+    assert all(r.status == 200 and [e["seq"] for e in r.json["data"]] == [24] for r in woken_c), woken_c
     assert all(r.status == 200 and r.json["data"][0]["seq"] == 2 for r in woken_b), woken_b
 
 
@@ -118,11 +137,12 @@ async def test_a_tenant_cap_above_the_server_cap_is_the_server_cap(
     try:
         api = Api(http_client, gateway.url)
         tenant = await quick_tenant(platform, api)
-        first = asyncio.ensure_future(api.call("GET", _feed(0, 5), token=tenant.token))
-        await _pending(first)
-        _refused(await api.call("GET", _feed(0, 5), token=tenant.token))
+        # Of two polls of one tenant, one is refused (the server's one slot is the tenant's cap too).
+        (first,) = await _take_slots(
+            lambda: asyncio.ensure_future(api.call("GET", _feed(0), token=tenant.token)), 1, "this server's"
+        )
         await api.account(tenant)
-        assert (await asyncio.wait_for(first, timeout=10)).status == 200
+        assert (await asyncio.wait_for(first, timeout=15)).status == 200
     finally:
         gateway.stop()
 
