@@ -57,8 +57,9 @@ def _expected_state(journal: Journal, key: Key, ack: dict[str, Any]) -> set[tupl
     return {("pending", 0), ("expired", 0)} if journal.timeouts[key] > 0 else {("pending", 0)}
 
 
-async def stored_matches_journal(conn: asyncpg.Connection, journal: Journal, tenants: list[LoadTenant]) -> \
-        tuple[list[str], dict[Key, asyncpg.Record]]:
+async def stored_matches_journal(
+    conn: asyncpg.Connection, journal: Journal, tenants: list[LoadTenant]
+) -> tuple[list[str], dict[Key, asyncpg.Record]]:
     problems: list[str] = []
     rows = await conn.fetch(STORED, [t.tenant_id for t in tenants])
     stored = {(r["tenant_id"], r["id"]): r for r in rows}
@@ -71,9 +72,13 @@ async def stored_matches_journal(conn: asyncpg.Connection, journal: Journal, ten
         if row is None:
             continue
         content = {
-            "debit_account_id": row["debit_account_id"], "credit_account_id": row["credit_account_id"],
-            "amount": row["amount"], "currency": row["currency"], "metadata": msgspec.json.decode(row["metadata"]),
-            "created_at": _rfc3339(row["created_at"]), "expires_at": _rfc3339(row["expires_at"]),
+            "debit_account_id": row["debit_account_id"],
+            "credit_account_id": row["credit_account_id"],
+            "amount": row["amount"],
+            "currency": row["currency"],
+            "metadata": msgspec.json.decode(row["metadata"]),
+            "created_at": _rfc3339(row["created_at"]),
+            "expires_at": _rfc3339(row["expires_at"]),
         }
         acknowledged = {name: ack[name] for name in content}
         if content != acknowledged or row["pending"] != (ack["status"] != "posted"):
@@ -118,8 +123,9 @@ async def accounts_match(
     for tenant in tenants:
         for account_id in tenant.accounts():
             account = await _get(http, f"{base_url}/v1/accounts/{account_id}", tenant.token)
-            got = {name: account[name] for name in ("debits_posted", "credits_posted", "debits_pending",
-                                                      "credits_pending")}
+            got = {
+                name: account[name] for name in ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
+            }
             want = {name: counters[account_id][name] for name in got}
             if got != want:
                 problems.append(f"account {account_id}: counters {got}, transfers sum to {want}")

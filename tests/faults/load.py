@@ -93,7 +93,12 @@ class Journal:
 
 class Client:
     def __init__(
-        self, index: int, http: aiohttp.ClientSession, base_url: str, tenant: LoadTenant, journal: Journal,
+        self,
+        index: int,
+        http: aiohttp.ClientSession,
+        base_url: str,
+        tenant: LoadTenant,
+        journal: Journal,
         stop: asyncio.Event,
     ) -> None:
         self.index = index
@@ -108,8 +113,9 @@ class Client:
 
     # -- transport -----------------------------------------------------------------------------
 
-    async def send(self, method: str, path: str, body: Any = None, *, key: str | None = None,
-                   auth: bool = True) -> Answer | None:
+    async def send(
+        self, method: str, path: str, body: Any = None, *, key: str | None = None, auth: bool = True
+    ) -> Answer | None:
         """One logical request, retried until it gets a definitive answer (None: it never did)."""
         headers: dict[str, str] = {}
         if auth:
@@ -189,9 +195,13 @@ class Client:
         currency = self.rng.choice(sorted(self.tenant.funding))
         debit, credit = self._pair(currency)
         return {
-            "id": str(uuid.uuid4()), "debit_account_id": debit, "credit_account_id": credit,
-            "amount": self.rng.randint(1, 60), "currency": currency,
-            "metadata": {"client": str(self.index), "op": str(self.op_no)}, **extra,
+            "id": str(uuid.uuid4()),
+            "debit_account_id": debit,
+            "credit_account_id": credit,
+            "amount": self.rng.randint(1, 60),
+            "currency": currency,
+            "metadata": {"client": str(self.index), "op": str(self.op_no)},
+            **extra,
         }
 
     def _key_of(self, transfer_id: str) -> Key:
@@ -222,8 +232,7 @@ class Client:
 
     async def batch(self, *, atomic: bool) -> None:
         items = [self.transfer_body() for _ in range(self.rng.randint(2, 6))]
-        answer = await self.send("POST", "/v1/transfers/batch", {"transfers": items, "atomic": atomic},
-                                 key=self._key())
+        answer = await self.send("POST", "/v1/transfers/batch", {"transfers": items, "atomic": atomic}, key=self._key())
         self.journal.operations["atomic batch" if atomic else "batch"] += 1
         if answer is None:
             return

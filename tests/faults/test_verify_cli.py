@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from cli.launcher import drop_database
 from services.ledger import account_store, store
 from services.ledger.db import init_connection
 from services.ledger.migrate import migrate
@@ -89,11 +90,7 @@ async def ledger() -> AsyncIterator[Ledger]:
         yield Ledger(url, conn, tenant, accounts, held.id)
     finally:
         await conn.close()
-        admin = await asyncpg.connect(_database("postgres"))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_database(url, name)
 
 
 async def test_consistent_ledger_exits_zero(ledger: Ledger) -> None:

@@ -25,6 +25,7 @@ import asyncpg
 import httpx
 import pytest
 
+from cli.launcher import drop_database
 from services.ledger.migrate import migrate
 from services.ledger.verify import verify
 from shared.settings import get_settings
@@ -161,11 +162,7 @@ def ledger() -> Iterator[Ledger]:
         process.stop()
 
         async def drop() -> None:
-            admin = await asyncpg.connect(_database("postgres"))
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await admin.close()
+            await drop_database(url, name)
 
         asyncio.run(drop())
 

@@ -8,9 +8,9 @@ import uuid
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
 
+from cli.launcher import drop_database
 from cli.local_services import with_database
 from services.ledger.migrate import migrate
 from shared.settings import get_settings
@@ -351,8 +351,4 @@ async def test_a_read_after_an_unswept_expiry_gives_the_version_writes_expect(ht
         assert changed.status == 200, changed.body
     finally:
         await asyncio.to_thread(process.stop)
-        admin = await asyncpg.connect(with_database(base, "postgres"))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_database(base, name)

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import asyncpg
 
+from cli.launcher import drop_database
 from services.ledger.migrate import discover, migrate
 from tests.ledger.conftest import client_for, ledger_env
 from tests.support.processes import ServiceProcess, free_port
@@ -28,9 +29,7 @@ async def test_migrations_apply_once_from_concurrent_runners(database_url: str) 
         assert await migrate(dsn) == []
     finally:
         await conn.close()
-        admin = await asyncpg.connect(urlunsplit(urlsplit(database_url)._replace(path="/postgres")))
-        await admin.execute(f'DROP DATABASE "{urlsplit(dsn).path[1:]}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(database_url, urlsplit(dsn).path[1:])
 
 
 async def test_group_commit_gives_each_caller_its_own_result(

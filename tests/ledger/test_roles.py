@@ -17,6 +17,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from cli.launcher import drop_database
 from cli.local_services import with_database
 from services.ledger.migrate import APP_ROLE, MIGRATION_ROLE, migrate
 from shared.settings import get_settings
@@ -140,11 +141,7 @@ async def test_a_second_database_on_the_same_server_migrates_with_the_roles_alre
         finally:
             await conn.close()
     finally:
-        admin = await asyncpg.connect(with_database(base, "postgres"))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_database(base, name)
 
 
 @pytest.fixture(scope="module")
@@ -227,8 +224,4 @@ async def test_the_migration_task_command_migrates_a_fresh_database() -> None:
         )
         assert again.returncode == 0 and "none (up to date)" in again.stdout
     finally:
-        admin = await asyncpg.connect(with_database(base, "postgres"))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_database(base, name)

@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 
+from cli.launcher import drop_database
 from cli.local_services import with_database
 from services.ledger.migrate import migrate
 from shared.settings import get_settings
@@ -56,11 +56,7 @@ def private_database() -> Iterator[str]:
     finally:
 
         async def drop() -> None:
-            conn = await asyncpg.connect(with_database(base, "postgres"))
-            try:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await conn.close()
+            await drop_database(base, name)
 
         asyncio.run(drop())
 
