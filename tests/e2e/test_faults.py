@@ -111,27 +111,20 @@ async def test_session_service_down(api: Api, platform: Platform) -> None:
     assert (await api.call("DELETE", "/v1/sessions/current", token=tenant.token)).status == 204
 
 
+def _new_account(api: Api, tenant: Tenant, key: str | None) -> Awaitable[Reply]:
+    """``POST /v1/accounts`` (USD), with ``key`` as its Idempotency-Key if given."""
+    headers = {"Idempotency-Key": key} if key else {}
+    return api.call("POST", "/v1/accounts", json={"currency": "USD"}, token=tenant.token, headers=headers)
+
+
 async def test_redis_down(api: Api, platform: Platform) -> None:
     tenant = await quick_tenant(platform, api)
-    kept = await api.call(
-        "POST",
-        "/v1/accounts",
-        json={"currency": "USD"},
-        token=tenant.token,
-        headers={"Idempotency-Key": "before-outage"},
-    )
+    kept = await _new_account(api, tenant, "before-outage")
     assert kept.status == 201
     with stopped(platform, "redis"):
         _unavailable(await api.call("GET", "/v1/accounts", token=tenant.token))
         for key in (None, "during-outage"):
-            reply = await api.call(
-                "POST",
-                "/v1/accounts",
-                json={"currency": "USD"},
-                token=tenant.token,
-                headers={"Idempotency-Key": key} if key else {},
-            )
-            _unavailable(reply)
+            _unavailable(await _new_account(api, tenant, key))
         _unavailable(await api.call("DELETE", "/v1/sessions/current", token=tenant.token))
         # Login only needs DynamoDB (the cache fill is best effort).
         late = await api.call("POST", "/v1/sessions", json={"api_key": tenant.api_key})
@@ -139,29 +132,13 @@ async def test_redis_down(api: Api, platform: Platform) -> None:
         # Nothing the client was told failed was written.
         assert await _ledger_accounts(api, platform, tenant) == [kept.json["id"]]
     # Redis' append-only file kept the session cache and the idempotency records.
-    replay = await _once_recovered(
-        lambda: api.call(
-            "POST",
-            "/v1/accounts",
-            json={"currency": "USD"},
-            token=tenant.token,
-            headers={"Idempotency-Key": "before-outage"},
-        )
-    )
+    replay = await _once_recovered(lambda: _new_account(api, tenant, "before-outage"))
     assert replay.status == 201, replay
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.json["id"] == kept.json["id"]
     listed = await _once_recovered(lambda: api.call("GET", "/v1/accounts", token=late.json["token"]))
     assert listed.status == 200, listed
-    again = await _once_recovered(
-        lambda: api.call(
-            "POST",
-            "/v1/accounts",
-            json={"currency": "USD"},
-            token=tenant.token,
-            headers={"Idempotency-Key": "during-outage"},
-        )
-    )
+    again = await _once_recovered(lambda: _new_account(api, tenant, "during-outage"))
     assert again.status == 201, again
     assert "Idempotent-Replayed" not in again.headers
     # Retries after a 503 wrote nothing twice: exactly the two accounts the client was told of.
