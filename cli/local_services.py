@@ -46,25 +46,33 @@ _PICK = random.SystemRandom()
 """Not the ``random`` module: pytest plugins (hypothesis) seed it alike in every test worker, and the
 workers would then draw the same ports."""
 
+_GIVEN: set[int] = set()
+"""Ports this process has handed out: not bound until their child starts, so a second draw could
+return one again."""
+
 
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now, for a child to listen on later.
 
     Picked at random below the kernel's ephemeral range, not by binding port 0: a port from that
     range can be taken by any outgoing connection (the other test worker makes hundreds) in the
-    seconds before the child binds it. Below the range only another caller of this function can
-    take it, by drawing the same number. Falls back to port 0 where the range starts too low."""
+    seconds before the child binds it. Below the range only this function in another process can
+    take it, by drawing the same number (this process never hands a port out twice). Falls back to
+    port 0 where the range starts too low."""
     ephemeral_from = _ephemeral_ports_from()
     for _ in range(200):
         if ephemeral_from - PORTS_FROM < 1000:
             break
         port = _PICK.randrange(PORTS_FROM, ephemeral_from)
+        if port in _GIVEN:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue  # taken (or lingering); draw again
-            return port
+        _GIVEN.add(port)
+        return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -112,14 +112,14 @@ class SessionCache:
         try:
             await self.redis.set(session_key(self.prefix, hashed_token), TOMBSTONE, ex=max(ttl_seconds, 1))
         except RedisError as exc:
-            raise CacheUnavailable(repr(exc)) from exc
+            raise CacheUnavailable(describe(exc)) from exc
 
     async def mark_key_revoked(self, key_id: str) -> None:
         """Refuse every cached session of ``key_id`` from now on. Raises when Redis cannot be written."""
         try:
             await self.redis.set(key_revocation_key(self.prefix, key_id), "1", ex=KEY_REVOCATION_TTL_SECONDS)
         except RedisError as exc:
-            raise CacheUnavailable(repr(exc)) from exc
+            raise CacheUnavailable(describe(exc)) from exc
 
     async def ping(self) -> bool:
         try:

@@ -22,6 +22,10 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def admin_events(database_url: str, *args: str, sigint_ignored: bool = False) -> asyncio.subprocess.Process:
     """``./scripts/admin events ARGS``; ``sigint_ignored``: started as a background job of a
     non-interactive shell is (SIGINT ignored, inherited through exec), as a CI runner may start the
@@ -33,7 +37,8 @@ async def admin_events(database_url: str, *args: str, sigint_ignored: bool = Fal
         env={**os.environ, "DATABASE_URL": database_url},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        preexec_fn=_ignore_sigint if sigint_ignored else None,
+        # Set either way: the suite itself may run with SIGINT ignored, and its children inherit it.
+        preexec_fn=_ignore_sigint if sigint_ignored else _default_sigint,
     )
 
 

@@ -35,8 +35,8 @@ def redis_server(tmp_path: Path) -> Iterator[Helper]:
     port = free_port()
     command = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)]
     helper = Helper("redis", port, command, LOG_DIR / f"redis-{port}.log")
-    helper.start()
     try:
+        helper.start()
         yield helper
     finally:
         helper.stop()
