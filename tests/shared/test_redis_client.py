@@ -1,6 +1,7 @@
 """``open_redis`` after the server restarts: pooled connections whose server has gone are
 reconnected before use, so the first requests after a Redis restart (an ElastiCache failover) do
-not fail.
+not fail; and a connection whose server was demoted to a replica is closed on its first
+``READONLY``, so its next use connects to the endpoint again.
 
 Each test starts its own Redis, fills the client's pool with connections, restarts the server on
 the same port and then asks for as many commands at once as the pool holds, so every pooled
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ReadOnlyError
 
 from cli.launcher import Helper
 from shared.redis_client import open_redis
@@ -75,3 +77,22 @@ async def test_control_redis_py_defaults_fail_after_a_restart(redis_server: Help
     finally:
         await client.aclose()
     assert any(isinstance(r, BaseException) for r in results), results
+
+
+async def test_a_connection_to_a_demoted_primary_is_closed_on_readonly(redis_server: Helper) -> None:
+    """The server is made a replica (of a port nothing listens on) while the client's connection
+    stays open, as an old primary kept up by a failover: the write answers READONLY, and the
+    connection that got it is not used again (the next command comes on a new one)."""
+    client = open_redis(Settings(redis=RedisSettings(url=f"redis://127.0.0.1:{redis_server.port}/0")))
+    admin = Redis(host="127.0.0.1", port=redis_server.port)
+    try:
+        before = await client.client_id()
+        await admin.replicaof("127.0.0.1", str(free_port()))
+        with pytest.raises(ReadOnlyError):
+            await client.set("k", "v")
+        await admin.replicaof("NO", "ONE")  # in AWS, the endpoint now names the new primary
+        assert await client.set("k", "v")
+        assert await client.client_id() != before  # one connection, reconnected after READONLY
+    finally:
+        await client.aclose()
+        await admin.aclose()
