@@ -20,10 +20,10 @@ async def _count_accounts(api: Api, tenant: Tenant) -> int:
     return len(reply.json["data"])
 
 
-def _post_account(api: Api, tenant: Tenant, key: str, body: bytes) -> asyncio.Task[Reply]:
+def _post_account(api: Api, tenant: Tenant, key: str, body: bytes, base_url: str | None = None) -> asyncio.Task[Reply]:
     return asyncio.ensure_future(api.call(
         "POST", "/v1/accounts", data=body, token=tenant.token,
-        headers={"Content-Type": "application/json", "Idempotency-Key": key},
+        headers={"Content-Type": "application/json", "Idempotency-Key": key}, base_url=base_url,
     ))
 
 
@@ -93,7 +93,17 @@ async def test_concurrent_duplicates_apply_exactly_once(api: Api, platform: Plat
 
 
 async def test_a_repeat_while_the_first_is_in_flight_is_409(api: Api, platform: Platform) -> None:
-    """The ledger is frozen (SIGSTOP) so that the first request is certainly still in flight."""
+    """The ledger is frozen (SIGSTOP) so that the first request is certainly still in flight. Through
+    a gateway of its own that waits 30 s for the ledger: at the platform's 5 s, a slow machine
+    could time the first request out (503) before the ledger is thawed."""
+    patient = platform.extra_gateway(UPSTREAM_TIMEOUT_SECONDS="30")
+    try:
+        await _repeat_while_in_flight(api, platform, patient.url)
+    finally:
+        patient.stop()
+
+
+async def _repeat_while_in_flight(api: Api, platform: Platform, gateway: str) -> None:
     tenant = await quick_tenant(platform, api)
     key = f"slow-{uuid.uuid4()}"
     redis = Redis.from_url(platform.env["REDIS_URL"])
@@ -102,14 +112,14 @@ async def test_a_repeat_while_the_first_is_in_flight_is_409(api: Api, platform: 
     claim_key = idem_key(platform.env["REDIS_KEY_PREFIX"], tenant.tenant_id, key)
     ledger.send_signal(signal.SIGSTOP)
     try:
-        first = _post_account(api, tenant, key, b'{"currency": "USD"}')
+        first = _post_account(api, tenant, key, b'{"currency": "USD"}', gateway)
         for _ in range(500):
             claim = await redis.get(claim_key)
             if claim is not None:
                 break
             await asyncio.sleep(0.01)
         assert claim is not None and cast(bytes, claim).startswith(b"P|")
-        second = await _post_account(api, tenant, key, b'{"currency": "USD"}')
+        second = await _post_account(api, tenant, key, b'{"currency": "USD"}', gateway)
         assert (second.status, second.code) == (409, "idempotency_key_in_use")
         assert second.headers["Retry-After"] == "1"
     finally:
