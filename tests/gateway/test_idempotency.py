@@ -21,10 +21,16 @@ async def _count_accounts(api: Api, tenant: Tenant) -> int:
 
 
 def _post_account(api: Api, tenant: Tenant, key: str, body: bytes, base_url: str | None = None) -> asyncio.Task[Reply]:
-    return asyncio.ensure_future(api.call(
-        "POST", "/v1/accounts", data=body, token=tenant.token,
-        headers={"Content-Type": "application/json", "Idempotency-Key": key}, base_url=base_url,
-    ))
+    return asyncio.ensure_future(
+        api.call(
+            "POST",
+            "/v1/accounts",
+            data=body,
+            token=tenant.token,
+            headers={"Content-Type": "application/json", "Idempotency-Key": key},
+            base_url=base_url,
+        )
+    )
 
 
 async def test_replay_returns_the_kept_response_without_applying_again(api: Api, platform: Platform) -> None:
@@ -46,8 +52,9 @@ async def test_same_key_with_another_request_is_422(api: Api, platform: Platform
     assert (await _post_account(api, tenant, "k", b'{"currency": "USD"}')).status == 201
     other_body = await _post_account(api, tenant, "k", b'{"currency": "EUR"}')
     assert (other_body.status, other_body.code) == (422, "idempotency_key_reused")
-    other_path = await api.call("POST", "/v1/transfers", json={"currency": "USD"}, token=tenant.token,
-                                headers={"Idempotency-Key": "k"})
+    other_path = await api.call(
+        "POST", "/v1/transfers", json={"currency": "USD"}, token=tenant.token, headers={"Idempotency-Key": "k"}
+    )
     assert (other_path.status, other_path.code) == (422, "idempotency_key_reused")
     assert await _count_accounts(api, tenant) == 1
 
