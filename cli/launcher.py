@@ -51,7 +51,9 @@ def wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], time
         time.sleep(POLL_SECONDS)
 
 
-def stop_process(process: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+def stop_process(
+    process: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, timeout: float = 20.0
+) -> int | None:
     """Signals ``process`` (SIGCONT first) and reaps it, killing it after ``timeout``; its exit code."""
     if process is None:
         return None

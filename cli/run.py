@@ -62,22 +62,38 @@ class Platform:
             say("installing dynalite into .local/node_modules (first run only)")
             LOCAL_DIR.mkdir(parents=True, exist_ok=True)
             result = subprocess.run(
-                [npm, "install", "--prefix", str(LOCAL_DIR), "--no-audit", "--no-fund", "--loglevel=error",
-                 "dynalite"],
-                stdout=subprocess.DEVNULL, check=False,
+                [npm, "install", "--prefix", str(LOCAL_DIR), "--no-audit", "--no-fund", "--loglevel=error", "dynalite"],
+                stdout=subprocess.DEVNULL,
+                check=False,
             )
             if result.returncode != 0:
                 say("npm could not install dynalite; falling back to a moto server")
         data_dir = LOCAL_DIR / "dynamodb"
         if node and dynalite.exists():
             data_dir.mkdir(parents=True, exist_ok=True)
-            command = [node, str(dynalite), "--host", host, "--port", str(port), "--path", str(data_dir),
-                       "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]
+            command = [
+                node,
+                str(dynalite),
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--path",
+                str(data_dir),
+                "--createTableMs",
+                "0",
+                "--deleteTableMs",
+                "0",
+                "--updateTableMs",
+                "0",
+            ]
             self.dynamodb_note = f"DynamoDB endpoint {endpoint} (dynalite, data in {data_dir})"
         else:
             command = moto_command(port, host)
-            self.dynamodb_note = (f"DynamoDB endpoint {endpoint} (moto server, in memory: Node is not installed, "
-                                  "so tenants and keys do not survive a stop)")
+            self.dynamodb_note = (
+                f"DynamoDB endpoint {endpoint} (moto server, in memory: Node is not installed, "
+                "so tenants and keys do not survive a stop)"
+            )
         say(f"starting {self.dynamodb_note}")
         endpoint_process = Helper(
             "the DynamoDB endpoint", port, command, LOG_DIR / "dynamodb.log", new_session=True, host=host
@@ -98,8 +114,11 @@ class Platform:
             "PYTHONPATH": str(ROOT),
             "DYNAMODB_ENDPOINT_URL": endpoint,
         }
-        ports = {"session": self.settings.session.port, "ledger": self.settings.ledger.port,
-                 "gateway": self.settings.gateway.port}
+        ports = {
+            "session": self.settings.session.port,
+            "ledger": self.settings.ledger.port,
+            "gateway": self.settings.gateway.port,
+        }
         for name in SERVICES:
             if port_open("127.0.0.1", ports[name]):
                 raise RuntimeError(f"port {ports[name]} ({name}) is already in use; is the platform running already?")
@@ -113,8 +132,10 @@ class Platform:
         for service in self.children:
             if not service.alive():
                 service.restarts += 1
-                say(f"the {service.name} service exited ({service.process.returncode if service.process else '?'}); "
-                    f"restarting it (see {service.log_path})")
+                say(
+                    f"the {service.name} service exited ({service.process.returncode if service.process else '?'}); "
+                    f"restarting it (see {service.log_path})"
+                )
                 service.launch()
 
     def stop(self) -> None:
@@ -162,8 +183,11 @@ def main(argv: list[str]) -> int:
         platform.start_services()
         say(platform.dynamodb_note or "DynamoDB: the regional AWS endpoint")
         gateway = f"http://127.0.0.1:{settings.gateway.port}"
-        print(f"ready: gateway at {gateway} (get an API key with ./scripts/admin create-tenant NAME, "
-              f"then POST {gateway}/v1/sessions; logs in {LOG_DIR}; Ctrl-C stops)", flush=True)
+        print(
+            f"ready: gateway at {gateway} (get an API key with ./scripts/admin create-tenant NAME, "
+            f"then POST {gateway}/v1/sessions; logs in {LOG_DIR}; Ctrl-C stops)",
+            flush=True,
+        )
         while not stopping["signal"]:
             time.sleep(0.2)
             if not stopping["signal"]:

@@ -75,6 +75,8 @@ def main(argv: list[str]) -> int:
             say("ruff")
             if subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=ROOT).returncode:
                 return 1
+            if subprocess.run([sys.executable, "-m", "ruff", "format", "--check", "."], cwd=ROOT).returncode:
+                return 1
             say("mypy")
             if subprocess.run(
                 [sys.executable, "-m", "mypy", "shared", "services", "stacks", "cli"], cwd=ROOT

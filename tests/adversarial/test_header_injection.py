@@ -22,9 +22,14 @@ SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 def _request(victim: Victim, extra_headers: bytes, path: bytes = b"/v1/accounts") -> bytes:
     body = b'{"currency": "USD"}'
     return (
-        b"POST " + path + b" HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer " + victim.tenant.token.encode()
-        + b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % len(body) + extra_headers
-        + b"Connection: close\r\n\r\n" + body
+        b"POST "
+        + path
+        + b" HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer "
+        + victim.tenant.token.encode()
+        + b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+        + extra_headers
+        + b"Connection: close\r\n\r\n"
+        + body
     )
 
 
@@ -72,8 +77,13 @@ async def test_injected_headers_are_refused_and_never_echoed(
 
     # Values the parser accepts but that are unsafe to echo: replaced by a generated request id.
     for sent in [b"%0d%0aSet-Cookie:%20injected=1", b"<script>", b"x" * 129, b"a b", b"cl\xc3\xa9"]:
-        request = (b"GET /v1/accounts HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer "
-                   + victim.tenant.token.encode() + b"\r\nX-Request-Id: " + sent + b"\r\nConnection: close\r\n\r\n")
+        request = (
+            b"GET /v1/accounts HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer "
+            + victim.tenant.token.encode()
+            + b"\r\nX-Request-Id: "
+            + sent
+            + b"\r\nConnection: close\r\n\r\n"
+        )
         status, headers, _ = _parse(await raw_exchange(port, request))
         assert status == 200, (sent, status)
         [echoed] = headers["x-request-id"]

@@ -26,8 +26,12 @@ def _start(service: str, **env: str) -> tuple[subprocess.Popen[str], int]:
     base = {k: v for k, v in os.environ.items() if k not in {"INTERNAL_TOKEN", "AWS_EXECUTION_ENV"}}
     variables = {**base, **ECS, f"{service.upper()}_PORT": str(port), "PYTHONPATH": str(ROOT), **env}
     process = subprocess.Popen(
-        [sys.executable, "-m", f"services.{service}"], cwd=ROOT, env=variables,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", f"services.{service}"],
+        cwd=ROOT,
+        env=variables,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     return process, port
 

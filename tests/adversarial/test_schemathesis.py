@@ -58,8 +58,13 @@ BASELINE = Path(__file__).with_name("schemathesis_baseline.json")
 """Failures the CLI run accepts for now: each is a gap of the OpenAPI document, owned by its author
 (see the file). The run fails on any other failure; ``--baseline-prune`` drops entries once fixed."""
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          response_headers_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
 
 
 def _login(platform: Platform, api_key: str) -> str:
@@ -84,8 +89,10 @@ def _real_ids(platform: Platform, token: str) -> dict[str, str]:
     body = {"debit_account_id": a["id"], "credit_account_id": b["id"], "amount": 10, "currency": "USD"}
     post("/v1/transfers", {**body, "id": str(uuid.uuid4())})
     pending = post("/v1/transfers", {**body, "id": str(uuid.uuid4()), "pending": True, "amount": 10**6})
-    entries = [{"account_id": a["id"], "direction": "debit", "amount": 10**6, "currency": "USD"},
-               {"account_id": b["id"], "direction": "credit", "amount": 10**6, "currency": "USD"}]
+    entries = [
+        {"account_id": a["id"], "direction": "debit", "amount": 10**6, "currency": "USD"},
+        {"account_id": b["id"], "direction": "credit", "amount": 10**6, "currency": "USD"},
+    ]
     held = post("/v1/transactions", {"id": str(uuid.uuid4()), "entries": entries, "pending": True})
     return {"account_id": a["id"], "transfer_id": pending["id"], "transaction_id": held["id"]}
 
@@ -103,15 +110,27 @@ def _rejected(ctx: Any, response: Any, case: Any) -> bool | None:
     return negative_data_rejection(ctx, response, case)  # type: ignore[no-any-return]
 
 
-def _fuzz(platform: Platform, operation: Any, mode: GenerationMode, path_parameters: dict[str, str] | None,
-          bearer: Any, failures: list[str]) -> int:
+def _fuzz(
+    platform: Platform,
+    operation: Any,
+    mode: GenerationMode,
+    path_parameters: dict[str, str] | None,
+    bearer: Any,
+    failures: list[str],
+) -> int:
     """Run one operation in one variant; failing checks go to ``failures``; returns the calls made."""
     checks = [*CHECKS, _rejected] if mode is GenerationMode.NEGATIVE else CHECKS
     session = requests.Session()
     calls = 0
 
-    @settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate],
+    )
     @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters))
     def run(case: schemathesis.Case) -> None:
         nonlocal calls
@@ -140,8 +159,10 @@ def test_gateway_conforms_to_its_openapi_document(platform: Platform) -> None:
     schema = schemathesis.openapi.from_url(f"{platform.url}/schema/openapi.json")
     failures: list[str] = []
     calls = 0
-    operations = sorted((result.ok() for result in schema.get_all_operations()),  # type: ignore[union-attr]
-                        key=lambda op: op.label)
+    operations = sorted(
+        (result.ok() for result in schema.get_all_operations()),  # type: ignore[union-attr]
+        key=lambda op: op.label,
+    )
     assert len(operations) >= 12, [op.label for op in operations]
     for operation in operations:
         if operation.label == "DELETE /v1/sessions/current":
@@ -149,11 +170,14 @@ def test_gateway_conforms_to_its_openapi_document(platform: Platform) -> None:
             def bearer() -> str:
                 return _login(platform, tenant["api_key"])
         else:
+
             def bearer() -> str:
                 return token
+
         names = [p.name for p in operation.path_parameters]
         variants: list[tuple[GenerationMode, dict[str, str] | None]] = [
-            (GenerationMode.POSITIVE, None), (GenerationMode.NEGATIVE, None),
+            (GenerationMode.POSITIVE, None),
+            (GenerationMode.NEGATIVE, None),
         ]
         if names and all(name in real for name in names):
             variants.append((GenerationMode.POSITIVE, {name: real[name] for name in names}))
@@ -168,8 +192,10 @@ def test_every_public_operation_passes_every_check(platform: Platform) -> None:
     operation of the document, through the CLI a reviewer would run, against a gateway whose login
     limits leave room for a session per logout case (:mod:`tests.adversarial.schemathesis_hooks`)."""
     gateway = platform.extra_gateway(
-        LOGIN_BURST_PER_KEY="100000", LOGIN_RATE_PER_KEY_PER_SECOND="1000",
-        LOGIN_BURST_PER_ADDRESS="100000", LOGIN_RATE_PER_ADDRESS_PER_SECOND="1000",
+        LOGIN_BURST_PER_KEY="100000",
+        LOGIN_RATE_PER_KEY_PER_SECOND="1000",
+        LOGIN_BURST_PER_ADDRESS="100000",
+        LOGIN_RATE_PER_ADDRESS_PER_SECOND="1000",
     )
     try:
         tenant = platform.create_tenant("schemathesis-cli")
@@ -182,11 +208,27 @@ def test_every_public_operation_passes_every_check(platform: Platform) -> None:
         }
         command = [
             str(Path(sys.executable).parent / "schemathesis"),
-            "--config-file", str(Path(__file__).with_name("schemathesis.toml")),
-            "run", f"{gateway.url}/schema/openapi.json", "--checks", "all", *EXCLUDED_CHECKS,
-            "--baseline", str(BASELINE), *(["--baseline-update"] if os.environ.get("FUZZ_BASELINE_UPDATE") else []),
-            "--max-examples", str(EXAMPLES), "--seed", "14", "--generation-deterministic",
-            "--continue-on-failure", "--request-timeout", "30", "--workers", "1", "--no-color",
+            "--config-file",
+            str(Path(__file__).with_name("schemathesis.toml")),
+            "run",
+            f"{gateway.url}/schema/openapi.json",
+            "--checks",
+            "all",
+            *EXCLUDED_CHECKS,
+            "--baseline",
+            str(BASELINE),
+            *(["--baseline-update"] if os.environ.get("FUZZ_BASELINE_UPDATE") else []),
+            "--max-examples",
+            str(EXAMPLES),
+            "--seed",
+            "14",
+            "--generation-deterministic",
+            "--continue-on-failure",
+            "--request-timeout",
+            "30",
+            "--workers",
+            "1",
+            "--no-color",
         ]
         result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     finally:

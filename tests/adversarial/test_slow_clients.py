@@ -51,10 +51,14 @@ async def test_stalled_requests_are_cut_off_and_others_served(
         "connects and says nothing": b"",
         "half a request line": b"POST /v1/acc",
         "headers, never the blank line": head + b"Content-Type: application/json\r\n",
-        "headers, half the body": head + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+        "headers, half the body": head
+        + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
         + body[:20],
-        "chunked, never the last chunk": head + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-        + b"%x\r\n" % len(body) + body + b"\r\n",
+        "chunked, never the last chunk": head
+        + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"%x\r\n" % len(body)
+        + body
+        + b"\r\n",
     }
     try:
         stalled = [
@@ -64,8 +68,9 @@ async def test_stalled_requests_are_cut_off_and_others_served(
 
         # Everyone else is served meanwhile, through the same gateway.
         for _ in range(5):
-            reply = await api.call("POST", "/v1/accounts", json={"currency": "EUR"}, token=victim.tenant.token,
-                                   base_url=gateway.url)
+            reply = await api.call(
+                "POST", "/v1/accounts", json={"currency": "EUR"}, token=victim.tenant.token, base_url=gateway.url
+            )
             assert reply.status == 201, reply
         answers = [(name, await task) for name, task in stalled]
     finally:
@@ -76,6 +81,4 @@ async def test_stalled_requests_are_cut_off_and_others_served(
         assert received == b"" or received.startswith(b"HTTP/1.1 4"), (name, received[:200])
     accounts, transfers, counters = await rows_of(db, victim.tenant)
     assert (accounts, transfers, counters) == (2 + 5, 0, 0)
-    assert await db.fetchval(
-        "SELECT count(*) FROM accounts WHERE metadata @> '{\"sent\": \"slowly\"}'"
-    ) == 0
+    assert await db.fetchval('SELECT count(*) FROM accounts WHERE metadata @> \'{"sent": "slowly"}\'') == 0

@@ -31,8 +31,13 @@ async def test_a_currency_with_a_trailing_newline_is_invalid_everywhere(
         assert_problem(reply, 400, "invalid_request")
         assert reply.json["errors"][0]["field"] == "currency", reply
 
-        transfer = {"id": str(uuid.uuid4()), "debit_account_id": victim.debit, "credit_account_id": victim.credit,
-                    "amount": 5, "currency": currency}
+        transfer = {
+            "id": str(uuid.uuid4()),
+            "debit_account_id": victim.debit,
+            "credit_account_id": victim.credit,
+            "amount": 5,
+            "currency": currency,
+        }
         reply = await api.call("POST", "/v1/transfers", json=transfer, token=token)
         assert_problem(reply, 400, "invalid_request")  # not 422 currency_mismatch: it is not a currency
 
@@ -72,8 +77,14 @@ async def test_a_constraint_violation_caused_by_input_is_400_and_logs_no_row(
     reply = await api.call("POST", "/v1/accounts", json={"currency": "USD", "metadata": metadata}, token=token)
     assert_problem(reply, 400, "invalid_request")
 
-    transfer = {"id": str(uuid.uuid4()), "debit_account_id": victim.debit, "credit_account_id": victim.credit,
-                "amount": 5, "currency": "USD", "metadata": metadata}
+    transfer = {
+        "id": str(uuid.uuid4()),
+        "debit_account_id": victim.debit,
+        "credit_account_id": victim.credit,
+        "amount": 5,
+        "currency": "USD",
+        "metadata": metadata,
+    }
     reply = await api.call("POST", "/v1/transfers", json=transfer, token=token)
     assert_problem(reply, 400, "invalid_request")
     # A batch item goes through the same group transaction as its neighbours.

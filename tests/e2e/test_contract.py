@@ -24,8 +24,14 @@ def _is_problem(reply: Reply, status: int, code: str) -> None:
 
 
 def _transfer(debit: str, credit: str, amount: object, currency: str = "USD", **extra: object) -> dict[str, object]:
-    return {"id": str(uuid.uuid4()), "debit_account_id": debit, "credit_account_id": credit,
-            "amount": amount, "currency": currency, **extra}
+    return {
+        "id": str(uuid.uuid4()),
+        "debit_account_id": debit,
+        "credit_account_id": credit,
+        "amount": amount,
+        "currency": currency,
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -68,11 +74,13 @@ async def test_400_invalid_request(api: Api, tenant: Tenant) -> None:
     for amount in [1.5, "10", 0, -1, MAX + 1]:
         reply = await api.call("POST", "/v1/transfers", json=_transfer(a["id"], b["id"], amount), token=tenant.token)
         _is_problem(reply, 400, "invalid_request")
-    unknown_field = await api.call("POST", "/v1/accounts", json={"currency": "USD", "colour": "red"},
-                                   token=tenant.token)
+    unknown_field = await api.call(
+        "POST", "/v1/accounts", json={"currency": "USD", "colour": "red"}, token=tenant.token
+    )
     _is_problem(unknown_field, 400, "invalid_request")
-    malformed = await api.call("POST", "/v1/accounts", data=b"{nope", token=tenant.token,
-                               headers={"Content-Type": "application/json"})
+    malformed = await api.call(
+        "POST", "/v1/accounts", data=b"{nope", token=tenant.token, headers={"Content-Type": "application/json"}
+    )
     _is_problem(malformed, 400, "invalid_request")
     _is_problem(await api.call("GET", "/v1/accounts?limit=0", token=tenant.token), 400, "invalid_request")
     _is_problem(await api.call("GET", "/v1/accounts?cursor=garbage", token=tenant.token), 400, "invalid_request")
@@ -111,14 +119,20 @@ async def test_413_codes(api: Api, tenant: Tenant) -> None:
     reply = await api.call("POST", "/v1/transfers/batch", json={"transfers": items}, token=tenant.token)
     _is_problem(reply, 413, "batch_too_large")
     huge = b'{"currency": "USD", "metadata": {"k": "' + b"x" * (4 * 1024 * 1024) + b'"}}'
-    reply = await api.call("POST", "/v1/accounts", data=huge, token=tenant.token,
-                           headers={"Content-Type": "application/json"})
+    reply = await api.call(
+        "POST", "/v1/accounts", data=huge, token=tenant.token, headers={"Content-Type": "application/json"}
+    )
     _is_problem(reply, 413, "payload_too_large")
 
 
 async def test_415_unsupported_media_type(api: Api, tenant: Tenant) -> None:
-    reply = await api.call("POST", "/v1/accounts", data=b"currency=USD", token=tenant.token,
-                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    reply = await api.call(
+        "POST",
+        "/v1/accounts",
+        data=b"currency=USD",
+        token=tenant.token,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     _is_problem(reply, 415, "unsupported_media_type")
 
 
@@ -188,7 +202,11 @@ async def test_tenants_cannot_see_or_move_each_others_money(api: Api, platform: 
         assert (theirs.status, theirs.code) == (nobody.status, nobody.code) == (404, theirs.code), path
         assert msgspec.json.decode(theirs.body)["detail"].replace(known, unknown) == nobody.json["detail"]
 
-    for path in ["/v1/accounts/{}", "/v1/accounts/{}/transfers", "/v1/accounts/{}/balances?at=2030-01-01T00:00:00.000000Z"]:
+    for path in [
+        "/v1/accounts/{}",
+        "/v1/accounts/{}/transfers",
+        "/v1/accounts/{}/balances?at=2030-01-01T00:00:00.000000Z",
+    ]:
         await same_as_unknown("GET", path, a["id"])
     await same_as_unknown("GET", "/v1/transfers/{}", transfer["id"])
     await same_as_unknown("POST", "/v1/transfers/{}/post", transfer["id"])

@@ -21,8 +21,10 @@ SLOW = "0.001"  # a refill so slow that a test never sees one
 @pytest.fixture
 def limited_gateway(platform: Platform) -> Iterator[ServiceProcess]:
     gateway = platform.extra_gateway(
-        LOGIN_BURST_PER_KEY="3", LOGIN_RATE_PER_KEY_PER_SECOND=SLOW,
-        LOGIN_BURST_PER_ADDRESS="5", LOGIN_RATE_PER_ADDRESS_PER_SECOND=SLOW,
+        LOGIN_BURST_PER_KEY="3",
+        LOGIN_RATE_PER_KEY_PER_SECOND=SLOW,
+        LOGIN_BURST_PER_ADDRESS="5",
+        LOGIN_RATE_PER_ADDRESS_PER_SECOND=SLOW,
         TRUSTED_PROXY_HOPS="1",
     )
     yield gateway
@@ -39,8 +41,9 @@ async def _keys(platform: Platform, count: int) -> list[str]:
 
 
 async def _login(api: Api, gateway: ServiceProcess, api_key: str, address: str) -> Reply:
-    return await api.call("POST", "/v1/sessions", json={"api_key": api_key}, base_url=gateway.url,
-                          headers={"X-Forwarded-For": address})
+    return await api.call(
+        "POST", "/v1/sessions", json={"api_key": api_key}, base_url=gateway.url, headers={"X-Forwarded-For": address}
+    )
 
 
 def _assert_limited(reply: Reply) -> None:

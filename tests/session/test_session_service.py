@@ -35,24 +35,28 @@ async def test_internal_endpoints_refuse_calls_without_the_credential(
 async def test_login_introspect_and_revoke(api: Api, platform: Platform, internal: dict[str, str]) -> None:
     tenant = await quick_tenant(platform, api)
     base = platform.session.url
-    login = await api.call("POST", "/internal/sessions", json={"api_key": tenant.api_key}, headers=internal,
-                           base_url=base)
+    login = await api.call(
+        "POST", "/internal/sessions", json={"api_key": tenant.api_key}, headers=internal, base_url=base
+    )
     assert login.status == 201, login
     token = login.json["token"]
     assert login.json["tenant_id"] == tenant.tenant_id
     assert login.json["expires_at"].endswith("Z")
 
-    seen = await api.call("POST", "/internal/sessions/introspect", json={"token": token}, headers=internal,
-                          base_url=base)
+    seen = await api.call(
+        "POST", "/internal/sessions/introspect", json={"token": token}, headers=internal, base_url=base
+    )
     assert seen.status == 200
     assert seen.json["tenant_id"] == tenant.tenant_id
     assert seen.json["key_id"] == tenant.key_id
 
-    revoked = await api.call("POST", "/internal/sessions/revoke", json={"token": token}, headers=internal,
-                             base_url=base)
+    revoked = await api.call(
+        "POST", "/internal/sessions/revoke", json={"token": token}, headers=internal, base_url=base
+    )
     assert revoked.status == 204
-    after = await api.call("POST", "/internal/sessions/introspect", json={"token": token}, headers=internal,
-                           base_url=base)
+    after = await api.call(
+        "POST", "/internal/sessions/introspect", json={"token": token}, headers=internal, base_url=base
+    )
     assert after.status == 401
     assert after.code == "unauthorized"
 
@@ -61,8 +65,9 @@ async def test_bad_api_keys_are_refused(api: Api, platform: Platform, internal: 
     tenant = await quick_tenant(platform, api)
     wrong_secret = tenant.api_key[: tenant.api_key.index(".") + 1] + "not-the-secret"
     for key in ["nonsense", "ak_000000000000000000000000.secret", wrong_secret]:
-        reply = await api.call("POST", "/internal/sessions", json={"api_key": key}, headers=internal,
-                               base_url=platform.session.url)
+        reply = await api.call(
+            "POST", "/internal/sessions", json={"api_key": key}, headers=internal, base_url=platform.session.url
+        )
         assert reply.status == 401, key
         assert reply.code == "invalid_api_key"
 
@@ -79,8 +84,9 @@ async def test_expired_session_in_dynamodb_is_refused(api: Api, platform: Platfo
         await store.put_session(record, "2020-01-01T00:00:00.000000Z")
     finally:
         await store.close()
-    reply = await api.call("POST", "/internal/sessions/introspect", json={"token": token}, headers=internal,
-                           base_url=platform.session.url)
+    reply = await api.call(
+        "POST", "/internal/sessions/introspect", json={"token": token}, headers=internal, base_url=platform.session.url
+    )
     assert reply.status == 401
     gateway = await api.call("GET", "/v1/accounts", token=token)
     assert gateway.status == 401
@@ -94,8 +100,11 @@ async def test_tables_have_the_contract_names_and_only_hashes(platform: Platform
         key = await service.create_tenant("hash-check")
     session = aioboto3.Session()
     async with session.client(
-        "dynamodb", endpoint_url=settings.dynamodb.endpoint_url, region_name=settings.process.aws_region,
-        aws_access_key_id="local", aws_secret_access_key="local",
+        "dynamodb",
+        endpoint_url=settings.dynamodb.endpoint_url,
+        region_name=settings.process.aws_region,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
     ) as client:
         names = (await client.list_tables())["TableNames"]
         assert {f"{prefix}tenants", f"{prefix}api-keys", f"{prefix}sessions"} <= set(names)

@@ -180,8 +180,12 @@ def test_a_service_with_invalid_settings_exits_at_start_naming_the_variable(serv
 
 def test_the_loader_in_a_fresh_process() -> None:
     bad = _run(["-c", "from shared.settings import get_settings; get_settings()"], UPSTREAM_TIMEOUT_SECONDS="90")
-    assert bad.returncode != 0 and "IDEMPOTENCY_LEASE_SECONDS=60: must exceed UPSTREAM_TIMEOUT_SECONDS=90.0" in bad.stderr
-    good = _run(["-c", "from shared.settings import get_settings; print(get_settings().gateway.port)"], GATEWAY_PORT="8123")
+    assert (
+        bad.returncode != 0 and "IDEMPOTENCY_LEASE_SECONDS=60: must exceed UPSTREAM_TIMEOUT_SECONDS=90.0" in bad.stderr
+    )
+    good = _run(
+        ["-c", "from shared.settings import get_settings; print(get_settings().gateway.port)"], GATEWAY_PORT="8123"
+    )
     assert good.returncode == 0 and good.stdout.strip() == "8123", good.stderr
 
 

@@ -77,8 +77,15 @@ class Api:
         account: dict[str, Any] = reply.json
         return account
 
-    async def transfer(self, tenant: Tenant, debit: str, credit: str, amount: int, currency: str = "USD",
-                       **fields: Any) -> Reply:
-        body = {"id": str(uuid.uuid4()), "debit_account_id": debit, "credit_account_id": credit,
-                "amount": amount, "currency": currency, **fields}
+    async def transfer(
+        self, tenant: Tenant, debit: str, credit: str, amount: int, currency: str = "USD", **fields: Any
+    ) -> Reply:
+        body = {
+            "id": str(uuid.uuid4()),
+            "debit_account_id": debit,
+            "credit_account_id": credit,
+            "amount": amount,
+            "currency": currency,
+            **fields,
+        }
         return await self.call("POST", "/v1/transfers", json=body, token=tenant.token)

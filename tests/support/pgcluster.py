@@ -59,8 +59,17 @@ class PrivatePostgres:
     def start(self) -> None:
         options = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=on -c max_connections=100"
         self._run(
-            _binary("pg_ctl"), "-D", str(self.data_dir), "-o", options, "-l", str(self.data_dir / "server.log"),
-            "-w", "-t", "60", "start",
+            _binary("pg_ctl"),
+            "-D",
+            str(self.data_dir),
+            "-o",
+            options,
+            "-l",
+            str(self.data_dir / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
         )
 
     def stop(self, mode: str = "fast") -> None:
@@ -75,6 +84,8 @@ class PrivatePostgres:
         if (self.data_dir / "postmaster.pid").exists():
             subprocess.run(
                 [*as_postgres_user(), _binary("pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop"],
-                check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                check=False,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
         shutil.rmtree(self._root, ignore_errors=True)

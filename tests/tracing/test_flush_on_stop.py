@@ -45,9 +45,18 @@ async def test_spans_of_the_last_requests_survive_sigterm(
         tenant = await quick_tenant(platform, api, "flush")
         a, b = await api.account(tenant), await api.account(tenant)
         transfer_id = str(uuid.uuid4())
-        reply = await api.call("POST", "/v1/transfers", token=tenant.token, json={
-            "id": transfer_id, "debit_account_id": a["id"], "credit_account_id": b["id"], "amount": 1,
-            "currency": "USD"})
+        reply = await api.call(
+            "POST",
+            "/v1/transfers",
+            token=tenant.token,
+            json={
+                "id": transfer_id,
+                "debit_account_id": a["id"],
+                "credit_account_id": b["id"],
+                "amount": 1,
+                "currency": "USD",
+            },
+        )
         assert reply.status == 201, reply
         for name in ("gateway", "ledger", "session"):
             process: ServiceProcess = getattr(platform, name)

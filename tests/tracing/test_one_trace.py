@@ -84,8 +84,14 @@ async def test_a_transfer_is_one_trace_across_the_three_services(
     reply = await api.call(
         "POST",
         "/v1/transfers",
-        json={"id": transfer_id, "debit_account_id": bank["id"], "credit_account_id": wallet["id"],
-              "amount": AMOUNT, "currency": "USD", "metadata": {"memo": memo}},
+        json={
+            "id": transfer_id,
+            "debit_account_id": bank["id"],
+            "credit_account_id": wallet["id"],
+            "amount": AMOUNT,
+            "currency": "USD",
+            "metadata": {"memo": memo},
+        },
         token=tenant.token,
         headers={"X-Amzn-Trace-Id": header, "Idempotency-Key": f"key-{uuid.uuid4().hex}"},
     )
@@ -99,7 +105,9 @@ async def test_a_transfer_is_one_trace_across_the_three_services(
     # One root: the gateway's server span, keeping the ALB's Root as trace id; every other span's
     # parent is in the trace.
     roots = [s for s in spans if s.parent_id not in by_id]
-    assert [(r.service, r.kind, r.name, r.parent_id) for r in roots] == [("gateway", "SERVER", "POST /v1/transfers", "")]
+    assert [(r.service, r.kind, r.name, r.parent_id) for r in roots] == [
+        ("gateway", "SERVER", "POST /v1/transfers", "")
+    ]
     root = roots[0]
 
     # The call graph: gateway -> (redis, session, ledger); session -> (DynamoDB, redis);
@@ -138,8 +146,17 @@ async def test_a_transfer_is_one_trace_across_the_three_services(
 
     # Nothing but the transfer id identifies anything: no amount, account, tenant, metadata,
     # credential or header value in any attribute, and the transfer id only as ledger.transfer_id.
-    secrets_ = [str(AMOUNT), bank["id"], wallet["id"], tenant.tenant_id, memo, tenant.token, tenant.api_key,
-                traced.env["INTERNAL_TOKEN"], "Bearer"]
+    secrets_ = [
+        str(AMOUNT),
+        bank["id"],
+        wallet["id"],
+        tenant.tenant_id,
+        memo,
+        tenant.token,
+        tenant.api_key,
+        traced.env["INTERNAL_TOKEN"],
+        "Bearer",
+    ]
     _assert_absent(spans, secrets_)
     holders = [(s.name, k) for s in spans for k, v in s.attributes.items() if transfer_id in str(v)]
     assert holders == [("ledger.write", "ledger.transfer_id")]
@@ -159,8 +176,12 @@ def _assert_absent(spans: list[Span], values: list[str]) -> None:
 async def test_reads_name_routes_not_ids(traced: Platform, api: Api, tenant: Tenant, receiver: Receiver) -> None:
     account = await api.account(tenant, metadata={"owner": "someone"})
     header, trace_id = alb_header()
-    reply = await api.call("GET", f"/v1/accounts/{account['id']}/transfers?limit=5", token=tenant.token,
-                           headers={"X-Amzn-Trace-Id": header})
+    reply = await api.call(
+        "GET",
+        f"/v1/accounts/{account['id']}/transfers?limit=5",
+        token=tenant.token,
+        headers={"X-Amzn-Trace-Id": header},
+    )
     assert reply.status == 200, reply
     spans = receiver.wait_for(
         lambda found: {"gateway", "ledger"} <= {s.service for s in found if s.kind == "SERVER"}, trace_id=trace_id
@@ -215,5 +236,15 @@ async def test_no_credential_in_any_span(traced: Platform, api: Api, tenant: Ten
         lambda found: any(s.name == "POST /internal/sessions" and s.kind == "SERVER" for s in found)
     )
     assert len(spans) > 20
-    _assert_absent(spans, [tenant.api_key, tenant.api_key.split(".")[-1], tenant.token, traced.env["INTERNAL_TOKEN"],
-                           "Bearer", "Authorization", "authorization"])
+    _assert_absent(
+        spans,
+        [
+            tenant.api_key,
+            tenant.api_key.split(".")[-1],
+            tenant.token,
+            traced.env["INTERNAL_TOKEN"],
+            "Bearer",
+            "Authorization",
+            "authorization",
+        ],
+    )

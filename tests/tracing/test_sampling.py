@@ -40,13 +40,18 @@ def test_the_gateway_decides_and_the_internal_services_follow() -> None:
     assert _decision(never, True, _remote_parent(sampled=True)) is Decision.DROP
     # ... while the ledger and session service follow whatever the gateway decided.
     assert _decision(never, False, _remote_parent(sampled=True)) is Decision.RECORD_AND_SAMPLE
-    assert _decision(Settings(tracing=TracingSettings(sample_ratio=1.0)), False, _remote_parent(sampled=False)) is Decision.DROP
+    assert (
+        _decision(Settings(tracing=TracingSettings(sample_ratio=1.0)), False, _remote_parent(sampled=False))
+        is Decision.DROP
+    )
 
 
 def test_ratio_sampling_is_by_trace_id() -> None:
     half = make_sampler(Settings(tracing=TracingSettings(sample_ratio=0.5)), decides_for_requests=True)
-    decisions = [half.should_sample(None, i << 64 | i * 0x9E3779B97F4A7C15 % 2**64, "r", SpanKind.SERVER).decision
-                 for i in range(2000)]
+    decisions = [
+        half.should_sample(None, i << 64 | i * 0x9E3779B97F4A7C15 % 2**64, "r", SpanKind.SERVER).decision
+        for i in range(2000)
+    ]
     share = sum(d is Decision.RECORD_AND_SAMPLE for d in decisions) / len(decisions)
     assert 0.4 < share < 0.6
 
@@ -81,8 +86,13 @@ def test_paths_are_named_by_their_route() -> None:
 
 def test_tracing_is_off_unless_an_exporter_is_configured() -> None:
     assert exporter_name(Settings(tracing=TracingSettings(exporter="", otlp_endpoint=""))) == "none"
-    assert exporter_name(Settings(tracing=TracingSettings(exporter="", otlp_endpoint="http://127.0.0.1:4317"))) == "otlp"
-    assert exporter_name(Settings(tracing=TracingSettings(exporter="none", otlp_endpoint="http://127.0.0.1:4317"))) == "none"
+    assert (
+        exporter_name(Settings(tracing=TracingSettings(exporter="", otlp_endpoint="http://127.0.0.1:4317"))) == "otlp"
+    )
+    assert (
+        exporter_name(Settings(tracing=TracingSettings(exporter="none", otlp_endpoint="http://127.0.0.1:4317")))
+        == "none"
+    )
     assert exporter_name(Settings(tracing=TracingSettings(exporter="console"))) == "console"
     with pytest.raises(ValueError):
         exporter_name(Settings(tracing=TracingSettings(exporter="jaeger")))
