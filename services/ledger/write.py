@@ -21,6 +21,7 @@ transaction is re-run and then sees that transfer), and refuses a partial write.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -194,18 +195,24 @@ async def write(conn: asyncpg.Connection, state: LedgerState, before: dict[Key, 
             await conn.execute("SELECT ledger_write($1::jsonb)", extras)
         # The events last, as arrays, one call per tenant in tenant id order (migration 0016).
         for chain in sorted(chains, key=lambda c: c["tenant_id"]):
-            events = chain["events"]
-            await conn.execute(
-                APPEND_CHAIN,
-                chain["tenant_id"],
-                chain["seq"],
-                chain["hash"],
-                [e[0] for e in events],
-                events[0][1],
-                [e[2] for e in events],
-                [e[3] for e in events],
-            )
+            await append_chain(conn, chain)
         await conn.execute("COMMIT")
+
+
+async def append_chain(conn: asyncpg.Connection, chain: dict[str, Any]) -> None:
+    """One tenant's chained events (an item of :func:`~services.ledger.journal.chains_document`)
+    through :data:`APPEND_CHAIN`."""
+    events = chain["events"]
+    await conn.execute(
+        APPEND_CHAIN,
+        chain["tenant_id"],
+        chain["seq"],
+        chain["hash"],
+        [e[0] for e in events],
+        events[0][1],
+        [e[2] for e in events],
+        [e[3] for e in events],
+    )
 
 
 async def _write_arrays(

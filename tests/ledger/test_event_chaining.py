@@ -23,7 +23,7 @@ import msgspec
 
 from services.ledger.journal import GENESIS, chains_document
 from services.ledger.state import EventRecord, LedgerState
-from services.ledger.write import APPEND_CHAIN, DOCUMENT_MAX_ROWS
+from services.ledger.write import DOCUMENT_MAX_ROWS, append_chain
 from tests.ledger.test_events import canonical
 from tests.support.http import ApiClient
 
@@ -147,16 +147,7 @@ async def test_array_chain_from_a_stale_head_is_re_chained_by_the_database(priva
     stale = chains_document(_state(tenant, {}, [2, 3]))[0]  # chained from the genesis: stale now
     rows = stale["events"]
     async with private_db.transaction():
-        await private_db.execute(
-            APPEND_CHAIN,
-            tenant,
-            stale["seq"],
-            stale["hash"],
-            [r[0] for r in rows],
-            rows[0][1],
-            [r[2] for r in rows],
-            [r[3] for r in rows],
-        )
+        await append_chain(private_db, stale)
     stored = await _chain(private_db, tenant)
     assert [e["data"]["amount"] for e in stored] == [1, 2, 3]
     assert stored[1]["hash"] != rows[0][3]

@@ -1,23 +1,17 @@
-"""Fixtures of the shared-module tests that need AWS: a moto server on loopback, dummy credentials."""
+"""Fixtures of the shared-module tests: a moto server on loopback with dummy credentials, and a
+private Redis."""
 
 from __future__ import annotations
 
-import subprocess
+import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
-from cli.launcher import Helper, moto_command, wait_until
-from cli.local_services import port_open
+from cli.launcher import Helper, moto_command
 from tests.support.processes import LOG_DIR, free_port
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
-    """Until ``proc`` listens on loopback ``port`` (the launcher's wait); a test failure if it never does."""
-    try:
-        wait_until(lambda: port_open("127.0.0.1", port, timeout=1), proc, 30, what)
-    except RuntimeError:
-        pytest.fail(f"{what} did not start")
 
 
 @pytest.fixture(scope="module")
@@ -41,3 +35,20 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield f"http://127.0.0.1:{port}"
         finally:
             moto.stop()
+
+
+@contextmanager
+def private_redis(data_dir: Path, *options: str) -> Iterator[Helper]:
+    """A Redis of the test's own on a free loopback port (no persistence, ``options`` added), stopped
+    afterwards; the test is skipped where redis-server is not installed."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    command = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    helper = Helper("redis", port, [*command, "--dir", str(data_dir), *options], LOG_DIR / f"redis-{port}.log")
+    try:
+        helper.start()
+        yield helper
+    finally:
+        helper.stop()

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from shared.credentials import (
     TokenSet,
     database_password,
 )
-from tests.shared.conftest import wait_for_port
+from tests.shared.conftest import private_redis
 from tests.support.processes import free_port
 
 REGION = "eu-west-1"
@@ -122,35 +120,8 @@ async def test_an_unreachable_secrets_manager_keeps_the_last_good_value(aws: str
 
 @pytest.fixture
 def redis_with_two_passwords(tmp_path: Path) -> Iterator[int]:
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            server,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-            "--requirepass",
-            OLD,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, proc, "redis")
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with private_redis(tmp_path, "--requirepass", OLD) as redis:
+        yield redis.port
 
 
 async def test_redis_rotation_with_load_running_sees_no_authentication_error(

@@ -12,7 +12,6 @@ maintenance notifications turn the pool's check off; see shared/redis_client.py)
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +22,8 @@ from redis.exceptions import ReadOnlyError
 from cli.launcher import Helper
 from shared.redis_client import open_redis
 from shared.settings import RedisSettings, Settings
-from tests.support.processes import LOG_DIR, free_port
+from tests.shared.conftest import private_redis
+from tests.support.processes import free_port
 
 POOLED = 8
 """Connections put in the pool before the restart, and commands sent at once after it."""
@@ -31,17 +31,8 @@ POOLED = 8
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[Helper]:
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    command = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)]
-    helper = Helper("redis", port, command, LOG_DIR / f"redis-{port}.log")
-    try:
-        helper.start()
-        yield helper
-    finally:
-        helper.stop()
+    with private_redis(tmp_path) as redis:
+        yield redis
 
 
 async def _after_restart(client: Redis, server: Helper) -> list[object]:
