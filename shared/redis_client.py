@@ -19,8 +19,9 @@ notifications, and the pool again reconnects a connection whose server has gone 
 
 A primary demoted but kept up (a failover that turns the old primary into a replica) keeps its
 connections open, and every write on them answers ``READONLY``. A connection that gets that answer
-is closed (:class:`PrimaryConnection`), so its next use connects to the endpoint again, which by
-then names the new primary: one 503 per such connection, not one per request until a restart.
+is closed (redis-py's own failure handling, given ``ReadOnlyError`` as an error it handles, with no
+retry), so its next use connects to the endpoint again, which by then names the new primary: one
+503 per such connection, not one per request until a restart.
 
 Invariant: a password never appears in a log line or a ``repr`` (the provider holds the secret
 source, not the value).
@@ -28,10 +29,9 @@ source, not the value).
 
 from __future__ import annotations
 
-from typing import Any
-
 from redis.asyncio import Redis
-from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.credentials import CredentialProvider
 from redis.exceptions import ReadOnlyError
 from redis.maint_notifications import MaintNotificationsConfig
@@ -58,32 +58,6 @@ class RedisUserCredentials(CredentialProvider):
         return self._username, (await self._tokens.tokens()).current
 
 
-class _ClosedOnReadOnly(AbstractConnection):
-    """Closes itself on a ``READONLY`` answer (its server is a replica now); the error still reaches
-    the caller, whose command was not applied."""
-
-    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await super().read_response(*args, **kwargs)
-        except ReadOnlyError:
-            await self.disconnect(nowait=True)
-            raise
-
-
-class PrimaryConnection(_ClosedOnReadOnly, Connection):
-    """A TCP connection to the primary (``redis://``), closed on ``READONLY``."""
-
-
-class PrimarySSLConnection(_ClosedOnReadOnly, SSLConnection):
-    """A TLS connection to the primary (``rediss://``), closed on ``READONLY``."""
-
-
-_PRIMARY_CLASSES: dict[type[AbstractConnection], type[AbstractConnection]] = {
-    Connection: PrimaryConnection,
-    SSLConnection: PrimarySSLConnection,
-}
-
-
 def open_redis(settings: Settings, max_connections: int | None = None) -> Redis:
     credentials: CredentialProvider | None = None
     username: str | None = None
@@ -99,21 +73,19 @@ def open_redis(settings: Settings, max_connections: int | None = None) -> Redis:
     else:
         # The URL's password, as this user (a user named in the URL itself takes precedence).
         username = settings.redis.username or None
-    client = Redis.from_url(
+    return Redis.from_url(
         settings.redis.url,
         socket_timeout=settings.redis.timeout_seconds,
         socket_connect_timeout=settings.redis.timeout_seconds,
         retry_on_timeout=False,
+        # No retry, but a READONLY answer, like a lost connection, closes the connection it came on.
+        retry=Retry(NoBackoff(), 0),
+        retry_on_error=[ReadOnlyError],
         max_connections=max_connections,
         credential_provider=credentials,
         username=username,
         maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
-    # The URL's scheme chose the class (from_url overrides a class passed to it); swapped before the
-    # pool made any connection. A unix socket (local only) keeps its own.
-    pool = client.connection_pool
-    pool.connection_class = _PRIMARY_CLASSES.get(pool.connection_class, pool.connection_class)
-    return client
 
 
 def describe(exc: BaseException) -> str:
