@@ -112,9 +112,9 @@ class ServiceProcess:
             raise RuntimeError(f"{exc}; see {self.log_path}") from None
         return self
 
-    def start(self, timeout: float = 30.0, wait_ready: bool = True) -> Self:
-        """Launches and waits for ``/health/ready`` (``wait_ready=False``: ``/health/live``)."""
-        return self.launch().wait_ready(timeout, "ready" if wait_ready else "live")
+    def start(self, timeout: float = 30.0) -> Self:
+        """Launches and waits for ``/health/ready``."""
+        return self.launch().wait_ready(timeout)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

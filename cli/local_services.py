@@ -59,11 +59,8 @@ def free_port() -> int:
     seconds before the child binds it. Below the range only this function in another process can
     take it, by drawing the same number (this process never hands a port out twice). Falls back to
     port 0 where the range starts too low."""
-    ephemeral_from = _ephemeral_ports_from()
-    for _ in range(200):
-        if ephemeral_from - PORTS_FROM < 1000:
-            break
-        port = _PICK.randrange(PORTS_FROM, ephemeral_from)
+    for _ in range(200 if _EPHEMERAL_FROM - PORTS_FROM >= 1000 else 0):
+        port = _PICK.randrange(PORTS_FROM, _EPHEMERAL_FROM)
         if port in _GIVEN:
             continue
         with socket.socket() as sock:
@@ -83,6 +80,10 @@ def _ephemeral_ports_from() -> int:
         return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return 32768  # Linux's default
+
+
+_EPHEMERAL_FROM = _ephemeral_ports_from()
+"""Where the kernel's ephemeral ports start (read once)."""
 
 
 def http_status(url: str, timeout: float = 1.0) -> int | None:

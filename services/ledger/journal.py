@@ -58,7 +58,8 @@ GENESIS = "0" * 64
 
 
 def chains_document(state: LedgerState) -> list[dict[str, Any]]:
-    """The events of one write, chained, for ``ledger_append_chained`` (migration 0015).
+    """The events of one write, chained: for ``ledger_append_chained`` in the small groups' document
+    (migration 0015), and for ``ledger_append_chain`` over arrays (0016, :func:`.write.append_chain`).
 
     Per tenant, in applied order, each event gets ``seq = head + 1, 2, ...`` and ``hash =
     sha256(prev_hash || canonical)`` from the head lock-and-read saw (``state.heads``). The canonical
